@@ -1,1 +1,15 @@
-export {};
+export { cleanupAll, registerCleanup, trackPid } from './cleanup.js';
+export { dockerAvailable, type RedisContainerHandle, startRedisContainer } from './docker.js';
+export { freePort } from './ports.js';
+export { type ProcessOptions, startProcess, type TestProcess } from './process.js';
+export {
+  type RedisCluster,
+  type RedisServer,
+  type RedisServerOptions,
+  type RespValue,
+  redisServerBin,
+  respCommand,
+  startRedis,
+  startRedisCluster,
+} from './redis-server.js';
+export { sleep, type WaitOptions, waitFor } from './wait.js';
