@@ -1,1 +1,45 @@
-export {};
+/**
+ * @dcache/ring — pure core: the ketama ring (twemproxy-compatible), replica
+ * selection, batch planning and the membership document. No I/O.
+ */
+export { formatAddress, nodeIdFor, type ParsedAddress, parseAddress } from './address.js';
+export { NO_OWNER, planBatch } from './batch.js';
+export {
+  type ByteHash,
+  byteHash,
+  fnv1a64Bytes,
+  HASH_NAMES,
+  type HashName,
+  hashString,
+  md5Bytes,
+  murmurBytes,
+} from './hash.js';
+export {
+  activeNodes,
+  checksum,
+  compareEntries,
+  digest,
+  docVersion,
+  emptyDoc,
+  liveEntries,
+  MAX_ENTRIES,
+  MAX_ID_LENGTH,
+  MAX_WEIGHT,
+  MEMBER_STATES,
+  type MemberChange,
+  type MemberEntry,
+  type MemberState,
+  type MembershipDoc,
+  MIN_WEIGHT,
+  merge,
+  upsertEntry,
+  validateDoc,
+} from './membership.js';
+export {
+  KETAMA_POINTS_PER_SERVER,
+  ketamaPointsFor,
+  Ring,
+  type RingNode,
+  type RingNodeInput,
+  type RingOptions,
+} from './ring.js';
