@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# Static checks of the deployment files: docker-compose.yml (every profile), docker/nginx.conf,
+# docker/prometheus*.yml, docker/grafana (provisioning + dashboards) and docker/Dockerfile.
+# Needs no Docker engine. Prints each check; exits non-zero if any fails. A tool that is not
+# installed is skipped visibly ("SKIP: <tool> not installed"), never silently.
+#
+#   bash scripts/check-deploy.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/sbin:/sbin"
+
+failures=0
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+check() { printf '%-72s ' "$1"; }
+ok() { echo "ok${1:+ ($1)}"; }
+fail() {
+  echo "FAIL"
+  [ -n "${1:-}" ] && sed 's/^/    /' <<<"$1"
+  failures=$((failures + 1))
+}
+skip() { echo "SKIP: $1"; }
+# run "description" cmd args...: runs the command, prints ok or FAIL with its output.
+run() {
+  local what="$1"
+  shift
+  check "$what"
+  local out
+  if out="$("$@" 2>&1)"; then ok; else fail "$out"; fi
+}
+
+echo "== docker-compose.yml"
+compose=()
+if command -v docker-compose >/dev/null 2>&1; then
+  compose=(docker-compose)
+elif command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+  compose=(docker compose)
+fi
+if [ ${#compose[@]} -eq 0 ]; then
+  check "compose config"
+  skip "docker-compose not installed"
+else
+  run "config -q (default profile)" "${compose[@]}" -f docker-compose.yml config -q
+  for p in monitoring cluster loadbalancer; do
+    run "config -q --profile $p" "${compose[@]}" -f docker-compose.yml --profile "$p" config -q
+  done
+  run "config -q (all profiles)" "${compose[@]}" -f docker-compose.yml --profile monitoring \
+    --profile cluster --profile loadbalancer config -q
+  # Which services each profile starts (the seed's profiles must keep their meaning).
+  # docker-compose 1.29's `config --services` ignores profiles, so read the resolved file.
+  "${compose[@]}" -f docker-compose.yml config >"$tmp/compose.resolved.yml" 2>&1 || true
+  expect_services() {
+    local want="$1"
+    shift
+    local got
+    if ! got="$(
+      node --input-type=module - "$tmp/compose.resolved.yml" "$@" <<'EOF' 2>&1
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+const { parse } = createRequire(`${process.cwd()}/package.json`)('yaml');
+const [file, ...active] = process.argv.slice(2);
+const services = parse(readFileSync(file, 'utf8')).services;
+const on = Object.entries(services)
+  .filter(([, s]) => !s.profiles || s.profiles.some((p) => active.includes(p)))
+  .map(([name]) => name)
+  .sort();
+console.log(on.join(' '));
+EOF
+    )"; then
+      fail "$got"
+      return
+    fi
+    if [ "$got" = "$want" ]; then ok; else fail "want: $want"$'\n'"got:  $got"; fi
+  }
+  check "services (default)"
+  expect_services "cache-server redis-1 redis-2 redis-3"
+  check "services --profile monitoring"
+  expect_services "cache-server grafana prometheus redis-1 redis-2 redis-3 redis-commander" \
+    monitoring
+  check "services --profile cluster"
+  expect_services "cache-server cache-server-2 redis-1 redis-2 redis-3" cluster
+  check "services --profile loadbalancer"
+  expect_services "cache-server cache-server-2 nginx redis-1 redis-2 redis-3" loadbalancer
+  check "files mounted by compose exist"
+  missing=""
+  for f in docker/Dockerfile docker/nginx.conf docker/prometheus.yml docker/prometheus-rules.yml \
+    docker/grafana/provisioning docker/grafana/dashboards; do
+    [ -e "$f" ] || missing+="$f "
+  done
+  if [ -z "$missing" ]; then ok; else fail "missing: $missing"; fi
+fi
+
+echo "== docker/nginx.conf"
+if ! command -v nginx >/dev/null 2>&1; then
+  check "nginx -t"
+  skip "nginx not installed"
+else
+  # 1. The loopback config the e2e tests run, rendered from the shipped file.
+  check "render-nginx.mjs (127.0.0.1 upstreams)"
+  if out="$(node docker/render-nginx.mjs --listen 18080 --upstream 127.0.0.1:18081 \
+    --upstream 127.0.0.1:18082 --prefix "$tmp/nginx" 2>&1)"; then ok; else fail "$out"; fi
+  run "nginx -t (rendered loopback config)" \
+    nginx -t -q -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
+  # 2. The shipped file byte for byte. nginx -t resolves upstream host names, so
+  # cache-server and cache-server-2 must resolve: give them 127.0.0.1 in a private mount
+  # namespace's /etc/hosts (root only; nothing outside this command sees it).
+  check "nginx -t (shipped config, compose host names)"
+  if [ "$(id -u)" -ne 0 ] || ! command -v unshare >/dev/null 2>&1; then
+    skip "needs root and unshare to map compose host names (rendered copy checked above)"
+  else
+    {
+      cat /etc/hosts
+      echo "127.0.0.1 cache-server cache-server-2"
+    } >"$tmp/hosts"
+    mkdir -p "$tmp/nginx-shipped/logs"
+    # shellcheck disable=SC2016
+    if out="$(unshare -m sh -c 'mount --bind "$1" /etc/hosts && nginx -t -q -p "$2" -c "$3"' \
+      sh "$tmp/hosts" "$tmp/nginx-shipped" "$PWD/docker/nginx.conf" 2>&1)"; then
+      ok
+    elif grep -qi "operation not permitted\|unshare failed\|mount:" <<<"$out"; then
+      skip "mount namespace not permitted here (rendered copy checked above)"
+    else
+      fail "$out"
+    fi
+  fi
+fi
+
+echo "== docker/prometheus.yml and rules"
+if ! command -v promtool >/dev/null 2>&1; then
+  check "promtool"
+  skip "promtool not installed"
+else
+  run "promtool check config docker/prometheus.yml" promtool check config docker/prometheus.yml
+  run "promtool check rules docker/prometheus-rules.yml" \
+    promtool check rules docker/prometheus-rules.yml
+fi
+
+echo "== docker/grafana"
+check "dashboards: valid JSON, uid, datasource, every target has expr"
+if out="$(
+  node --input-type=module - "$tmp/exprs.yml" <<'EOF' 2>&1
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+const dir = 'docker/grafana/dashboards';
+const files = readdirSync(dir);
+const errors = [];
+const rules = [];
+const uids = new Set();
+if (files.length === 0) errors.push(`${dir} is empty`);
+for (const f of files) {
+  if (!f.endsWith('.json')) { errors.push(`${f}: only dashboard .json files belong in ${dir}`); continue; }
+  let d;
+  try { d = JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')); } catch (e) { errors.push(`${f}: ${e.message}`); continue; }
+  if (!d.uid || uids.has(d.uid)) errors.push(`${f}: missing or duplicate uid`);
+  uids.add(d.uid);
+  if (!d.title) errors.push(`${f}: no title`);
+  const panels = (d.panels ?? []).flatMap((p) => [p, ...(p.panels ?? [])]);
+  const ids = new Set();
+  for (const p of panels) {
+    if (ids.has(p.id)) errors.push(`${f}: duplicate panel id ${p.id}`);
+    ids.add(p.id);
+    if (p.type === 'row') continue;
+    if (!['timeseries', 'stat', 'gauge', 'table', 'bargauge', 'text', 'state-timeline'].includes(p.type)) errors.push(`${f}: panel "${p.title}" has unknown type ${p.type}`);
+    if (p.datasource?.uid !== 'prometheus') errors.push(`${f}: panel "${p.title}" datasource uid is not "prometheus"`);
+    if (!Array.isArray(p.targets) || p.targets.length === 0) errors.push(`${f}: panel "${p.title}" has no targets`);
+    for (const t of p.targets ?? []) {
+      if (typeof t.expr !== 'string' || t.expr.trim() === '') { errors.push(`${f}: panel "${p.title}" target ${t.refId} has no expr`); continue; }
+      // Exprs must run on a bare Prometheus (tests evaluate them there): no Grafana variables.
+      if (t.expr.includes('$')) errors.push(`${f}: panel "${p.title}" uses a Grafana variable: ${t.expr}`);
+      rules.push({ record: `check:${rules.length}`, expr: t.expr });
+    }
+  }
+}
+// promtool check rules parses every expression; JSON is valid YAML.
+writeFileSync(process.argv[2], JSON.stringify({ groups: [{ name: 'dashboard-exprs', rules }] }));
+if (errors.length) { console.error(errors.join('\n')); process.exit(1); }
+console.log(`${files.length} dashboard(s), ${rules.length} expressions`);
+EOF
+)"; then ok "$out"; else fail "$out"; fi
+if command -v promtool >/dev/null 2>&1; then
+  if [ -s "$tmp/exprs.yml" ]; then
+    run "dashboards: every expr parses (promtool check rules)" promtool check rules "$tmp/exprs.yml"
+  fi
+else
+  check "dashboards: every expr parses"
+  skip "promtool not installed"
+fi
+check "provisioning: datasource uid prometheus, dashboards provider path"
+if grep -q '^\s*uid: prometheus' docker/grafana/provisioning/datasources/prometheus.yml &&
+  grep -q 'path: /var/lib/grafana/dashboards' docker/grafana/provisioning/dashboards/dashboards.yml &&
+  grep -q './docker/grafana/dashboards:/var/lib/grafana/dashboards' docker-compose.yml; then
+  ok
+else
+  fail "datasource uid, provider path and compose mount must agree"
+fi
+
+echo "== docker/Dockerfile"
+df=docker/Dockerfile
+lint() {
+  local what="$1" pattern="$2"
+  check "Dockerfile: $what"
+  if grep -Eq "$pattern" "$df"; then ok; else fail "no line matches /$pattern/"; fi
+}
+check "Dockerfile: multi-stage (>= 2 FROM ... AS ...)"
+n="$(grep -Ec '^FROM .+ AS [a-z]+' "$df" || true)"
+if [ "$n" -ge 2 ]; then ok "$n stages"; else fail "found $n named stages"; fi
+lint "based on node:20-bookworm-slim" '^ARG NODE_IMAGE=node:20-bookworm-slim$|^FROM node:20-bookworm-slim'
+lint "npm ci in the build stage" '^RUN npm ci( |$)'
+lint "production-only install in the runtime stage" 'npm ci --omit=dev'
+check "Dockerfile: last USER is not root"
+user="$(grep -E '^USER ' "$df" | tail -1 | awk '{print $2}')"
+if [ -n "$user" ] && [ "$user" != root ] && [ "${user%%:*}" != 0 ]; then ok "USER $user"; else fail "USER is '${user:-unset}'"; fi
+lint "HEALTHCHECK on /health/live" '^HEALTHCHECK .*|/health/live'
+lint "EXPOSE 8080" '^EXPOSE 8080'
+lint "STOPSIGNAL SIGTERM" '^STOPSIGNAL SIGTERM'
+lint "exec-form CMD running packages/proxy/dist/main.js" '^CMD \["node", "packages/proxy/dist/main.js"\]'
+check "Dockerfile: copies every workspace manifest (npm ci needs them)"
+if out="$(
+  node --input-type=module - <<'EOF' 2>&1
+import { readFileSync } from 'node:fs';
+const ws = JSON.parse(readFileSync('package.json', 'utf8')).workspaces;
+const df = readFileSync('docker/Dockerfile', 'utf8');
+const missing = [];
+for (const w of ws) {
+  if (!df.includes(`COPY ${w}/package.json ${w}/`)) missing.push(`build stage: COPY ${w}/package.json`);
+  if (!df.includes(`COPY --from=build /app/${w}/package.json ${w}/`)) missing.push(`runtime stage: ${w}/package.json`);
+}
+if (missing.length) { console.error(missing.join('\n')); process.exit(1); }
+EOF
+)"; then ok; else fail "$out"; fi
+check "Dockerfile: COPY sources exist in the build context"
+missing=""
+while read -r src; do
+  [ -e "$src" ] || missing+="$src "
+done < <(grep -E '^COPY [^-]' "$df" | sed -E 's/^COPY //' | awk '{for (i = 1; i < NF; i++) print $i}')
+if [ -z "$missing" ]; then ok; else fail "missing: $missing"; fi
+
+echo
+if [ "$failures" -gt 0 ]; then
+  echo "check-deploy: $failures check(s) FAILED"
+  exit 1
+fi
+echo "check-deploy: all checks passed"
