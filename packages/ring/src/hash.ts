@@ -48,6 +48,44 @@ export function murmurBytes(bytes: Uint8Array, length: number): number {
   return h >>> 0;
 }
 
+/**
+ * `murmurBytes` computed straight from the UTF-16 code units of `str[from, to)`
+ * when they are all ASCII (then code units == UTF-8 bytes). Returns -1 as soon as
+ * a non-ASCII code unit is seen, so the caller can fall back to UTF-8 encoding.
+ */
+export function murmurAscii(str: string, from: number, to: number): number {
+  const length = to - from;
+  let h = (Math.imul(0xdeadbeef, length) ^ length) | 0;
+  let i = from;
+  const end4 = from + (length & ~3);
+  while (i < end4) {
+    const c0 = str.charCodeAt(i);
+    const c1 = str.charCodeAt(i + 1);
+    const c2 = str.charCodeAt(i + 2);
+    const c3 = str.charCodeAt(i + 3);
+    if ((c0 | c1 | c2 | c3) >= 0x80) return -1;
+    let k = c0 | (c1 << 8) | (c2 << 16) | (c3 << 24);
+    k = Math.imul(k, MURMUR_M);
+    k ^= k >>> 24;
+    k = Math.imul(k, MURMUR_M);
+    h = Math.imul(h, MURMUR_M) ^ k;
+    i += 4;
+  }
+  const rest = to - i;
+  if (rest > 0) {
+    const c0 = str.charCodeAt(i);
+    const c1 = rest >= 2 ? str.charCodeAt(i + 1) : 0;
+    const c2 = rest === 3 ? str.charCodeAt(i + 2) : 0;
+    if ((c0 | c1 | c2) >= 0x80) return -1;
+    h ^= (c2 << 16) | (c1 << 8) | c0;
+    h = Math.imul(h, MURMUR_M);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, MURMUR_M);
+  h ^= h >>> 15;
+  return h >>> 0;
+}
+
 /** Low 32 bits of the FNV-64 offset basis 0xcbf29ce484222325. */
 const FNV64_INIT_LO = 0x84222325;
 /** Low 32 bits of the FNV-64 prime 0x100000001b3. */

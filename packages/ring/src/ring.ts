@@ -2,7 +2,7 @@
  * The consistent-hash ring: twemproxy's ketama continuum (nc_ketama.c), immutable.
  */
 import { createHash } from 'node:crypto';
-import { type ByteHash, byteHash, type HashName, Utf8Scratch } from './hash.js';
+import { type ByteHash, byteHash, type HashName, murmurAscii, Utf8Scratch } from './hash.js';
 
 export interface RingNodeInput {
   id: string;
@@ -114,6 +114,7 @@ export class Ring {
   /** Points per node, by canonical index. */
   private readonly pointCounts: Uint32Array;
   private readonly keyHash: ByteHash;
+  private readonly isMurmur: boolean;
   private readonly tagOpen: string;
   private readonly tagClose: string;
   private readonly scratch = new Utf8Scratch();
@@ -122,6 +123,7 @@ export class Ring {
     const list = validateNodes(nodes);
     this.hash = opts.hash ?? 'murmur';
     this.keyHash = byteHash(this.hash);
+    this.isMurmur = this.hash === 'murmur';
     const tag = validateHashTag(opts.hashTag);
     this.hashTag = tag ? (opts.hashTag as string) : '';
     this.tagOpen = tag ? String.fromCharCode(tag[0]) : '';
@@ -208,6 +210,11 @@ export class Ring {
       }
     }
     if (to === from) return 0;
+    if (this.isMurmur) {
+      // Fast path: hash ASCII keys straight from the string, no byte copy.
+      const h = murmurAscii(key, from, to);
+      if (h >= 0) return h;
+    }
     const len = this.scratch.encode(key, from, to);
     return this.keyHash(this.scratch.buf, len);
   }

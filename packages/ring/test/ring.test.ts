@@ -340,3 +340,29 @@ describe('planBatch', () => {
     expect(planBatch([], ring).size).toBe(0);
   });
 });
+
+describe('murmur ASCII fast path', () => {
+  it('equals the byte implementation for every length and bails out on non-ASCII', async () => {
+    const { murmurAscii } = await import('../src/hash.js');
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.string({ maxLength: 70 }), fc.string({ maxLength: 70, unit: 'binary' })),
+        fc.nat(5),
+        (s, cut) => {
+          const b = Buffer.from(s, 'utf8');
+          const ascii = b.length === s.length;
+          const h = murmurAscii(s, 0, s.length);
+          if (ascii) expect(h).toBe(murmurBytes(b, b.length));
+          else expect(h).toBe(-1);
+          const from = Math.min(cut, s.length);
+          const sub = s.slice(from);
+          const sb = Buffer.from(sub, 'utf8');
+          if (sb.length === sub.length) {
+            expect(murmurAscii(s, from, s.length)).toBe(murmurBytes(sb, sb.length));
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
