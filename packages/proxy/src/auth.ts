@@ -1,0 +1,30 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { DcacheError } from './errors.js';
+
+const digestOf = (s: string) => createHash('sha256').update(s).digest();
+
+/** Constant-time comparison of two secrets (hashing first, so lengths do not leak). */
+export function safeEqual(a: string, b: string): boolean {
+  return timingSafeEqual(digestOf(a), digestOf(b));
+}
+
+/** The bearer token of a request, or undefined (other schemes and headers do not count). */
+export function bearerToken(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  if (typeof h !== 'string') return undefined;
+  const m = /^Bearer[ ]+(\S+)\s*$/i.exec(h);
+  return m?.[1];
+}
+
+/** Check the bearer token against `expected`: missing → 401 UNAUTHORIZED, wrong → 403 FORBIDDEN. */
+export function requireToken(req: FastifyRequest, expected: string): void {
+  const got = bearerToken(req);
+  if (got === undefined) throw new DcacheError('UNAUTHORIZED');
+  if (!safeEqual(got, expected)) throw new DcacheError('FORBIDDEN');
+}
+
+/** Admin calls: open when no admin token is configured, else the token is required. */
+export function requireAdmin(req: FastifyRequest, adminToken: string): void {
+  if (adminToken !== '') requireToken(req, adminToken);
+}

@@ -1,0 +1,423 @@
+import type { Redis } from 'ioredis';
+import { DcacheError, type ErrorCode } from './errors.js';
+import type { StaleJournal } from './health/stale-journal.js';
+import type { Metrics } from './metrics.js';
+import type { Router } from './router.js';
+import type { Executor } from './upstream/executor.js';
+
+/** Per-key failure codes of a batch call. */
+export type FailedMap = Record<string, ErrorCode>;
+
+/** Result of a batch GET: raw JSON text per found key. */
+export interface BatchGetResult {
+  found: Map<string, string>;
+  missing: string[];
+  failed: FailedMap;
+  nodes: number;
+}
+
+/** Result of a batch SET or DELETE. */
+export interface BatchWriteResult {
+  count: number;
+  failed: FailedMap;
+  nodes: number;
+}
+
+type Logger = { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+
+/** Dependencies of the cache service. */
+export interface CacheServiceDeps {
+  router: Router;
+  exec: Executor;
+  journal: StaleJournal;
+  metrics: Metrics;
+  log: Logger;
+}
+
+type WriteOp =
+  | { key: string; del: true }
+  | { key: string; del: false; value: string; ttlMs: number };
+
+/**
+ * The data path: single-key and batch operations over the ring, with replication (R owners),
+ * fallback reads, read repair, warm-up from the previous owner, and the stale-key journal.
+ */
+export class CacheService {
+  private readonly router: Router;
+  private readonly exec: Executor;
+  private readonly journal: StaleJournal;
+  private readonly m: Metrics;
+  private readonly log: Logger;
+
+  constructor(d: CacheServiceDeps) {
+    this.router = d.router;
+    this.exec = d.exec;
+    this.journal = d.journal;
+    this.m = d.metrics;
+    this.log = d.log;
+  }
+
+  /** Raw JSON text of `key`, or null when absent. */
+  async get(key: string): Promise<string | null> {
+    const r = this.router;
+    // Fast path: one owner, no warm-up window, no ejection in play.
+    if (r.replicas === 1) {
+      const p = r.primary(key);
+      if (p === undefined) throw new DcacheError('NO_NODES');
+      const v = await this.exec.run(p, 'get', (c) => c.get(key));
+      if (v !== null) return v;
+      return this.warmupRead(key, p);
+    }
+    const owners = r.owners(key);
+    if (owners.length === 0) throw new DcacheError('NO_NODES');
+    let lastErr: DcacheError | undefined;
+    let answered = false;
+    for (let i = 0; i < owners.length; i++) {
+      const node = owners[i] as string;
+      let v: string | null;
+      try {
+        v = await this.exec.run(node, 'get', (c) => c.get(key));
+      } catch (e) {
+        lastErr = e as DcacheError;
+        continue;
+      }
+      answered = true;
+      if (v !== null) {
+        if (i > 0) {
+          this.m.fallbackReads.inc();
+          void this.repair(node, owners.slice(0, i), key, v);
+        }
+        return v;
+      }
+    }
+    const w = await this.warmupRead(key, owners[0]);
+    if (w !== null) return w;
+    if (!answered && lastErr) throw lastErr;
+    return null;
+  }
+
+  /** True when `key` exists (follows the same fallbacks as `get`). */
+  async exists(key: string): Promise<boolean> {
+    if (this.router.replicas === 1 && !this.router.previous()) {
+      const p = this.router.primary(key);
+      if (p === undefined) throw new DcacheError('NO_NODES');
+      return (await this.exec.run(p, 'exists', (c) => c.exists(key))) === 1;
+    }
+    return (await this.get(key)) !== null;
+  }
+
+  /** Store raw JSON text; resolves when the primary owner acknowledged. */
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    const owners = this.router.owners(key);
+    if (owners.length === 0) throw new DcacheError('NO_NODES');
+    this.journalize(key, owners);
+    const write = (c: Redis) => (ttlMs > 0 ? c.set(key, value, 'PX', ttlMs) : c.set(key, value));
+    const primary = this.exec.run(owners[0] as string, 'set', write);
+    for (let i = 1; i < owners.length; i++) {
+      const node = owners[i] as string;
+      this.exec.run(node, 'set', write).catch((e: DcacheError) => this.replicaFailed(node, key, e));
+    }
+    this.invalidatePrevious(key, owners);
+    await primary;
+  }
+
+  /** Delete `key` everywhere it may live; resolves true when some copy existed. */
+  async del(key: string): Promise<boolean> {
+    const owners = this.router.owners(key);
+    if (owners.length === 0) throw new DcacheError('NO_NODES');
+    this.journalize(key, owners);
+    const prev = this.router.previousOwner(key, owners[0]);
+    const targets = prev && !owners.includes(prev) ? [...owners, prev] : owners;
+    const results = await Promise.allSettled(
+      targets.map((n) => this.exec.run(n, 'del', (c) => c.del(key))),
+    );
+    const first = results[0] as PromiseSettledResult<number>;
+    if (first.status === 'rejected') throw first.reason;
+    results.forEach((res, i) => {
+      if (i > 0 && res.status === 'rejected')
+        this.replicaFailed(targets[i] as string, key, res.reason);
+    });
+    return results.some((res) => res.status === 'fulfilled' && res.value > 0);
+  }
+
+  /** MGET per node, all nodes in parallel; fallbacks (replicas, previous owner) in further rounds. */
+  async batchGet(keys: readonly string[]): Promise<BatchGetResult> {
+    const unique = [...new Set(keys)];
+    const found = new Map<string, string>();
+    const failed: FailedMap = {};
+    const missed = new Set<string>();
+    const candidates = new Map<string, string[]>();
+    for (const k of unique) {
+      const owners = this.router.owners(k);
+      const prev = this.router.previousOwner(k, owners[0]);
+      candidates.set(k, prev && !owners.includes(prev) ? [...owners, prev] : owners);
+    }
+    const nodesUsed = new Set<string>();
+    let pending = unique;
+    for (let round = 0; pending.length > 0; round++) {
+      const groups = new Map<string, string[]>();
+      for (const k of pending) {
+        const node = candidates.get(k)?.[round];
+        if (node === undefined) continue;
+        let g = groups.get(node);
+        if (!g) {
+          g = [];
+          groups.set(node, g);
+        }
+        g.push(k);
+      }
+      if (groups.size === 0) break;
+      const next: string[] = [];
+      await Promise.all(
+        [...groups].map(async ([node, ks]) => {
+          nodesUsed.add(node);
+          try {
+            const vals = await this.exec.run(node, 'mget', (c) => c.mget(ks));
+            const hitsHere: [string, string][] = [];
+            ks.forEach((k, i) => {
+              const v = vals[i];
+              if (v !== null && v !== undefined) {
+                found.set(k, v);
+                delete failed[k];
+                if (round > 0) hitsHere.push([k, v]);
+              } else {
+                missed.add(k);
+                next.push(k);
+              }
+            });
+            if (hitsHere.length > 0) void this.repairMany(node, hitsHere, candidates);
+          } catch (e) {
+            const code = (e as DcacheError).code ?? 'NODE_ERROR';
+            for (const k of ks) {
+              if (!missed.has(k)) failed[k] = code;
+              next.push(k);
+            }
+          }
+        }),
+      );
+      if (round === 0 && groups.size > 0)
+        this.m.batchFanout.observe({ op: 'batch_get' }, groups.size);
+      pending = next;
+    }
+    const missing: string[] = [];
+    for (const k of unique) {
+      if (found.has(k)) continue;
+      if (missed.has(k)) {
+        delete failed[k];
+        missing.push(k);
+      } else if (!failed[k]) failed[k] = 'NO_NODES';
+    }
+    this.m.hits.inc({ op: 'batch_get' }, found.size);
+    this.m.misses.inc({ op: 'batch_get' }, missing.length);
+    return { found, missing, failed, nodes: nodesUsed.size };
+  }
+
+  /** SET many keys: one pipeline per node, all nodes in parallel; a key fails when its primary did. */
+  batchSet(
+    items: readonly { key: string; value: string; ttlMs: number }[],
+  ): Promise<BatchWriteResult> {
+    return this.batchWrite(
+      items.map((it) => ({ key: it.key, del: false, value: it.value, ttlMs: it.ttlMs })),
+      'batch_set',
+    );
+  }
+
+  /** DEL many keys: one pipeline per node, all nodes in parallel. */
+  batchDel(keys: readonly string[]): Promise<BatchWriteResult> {
+    return this.batchWrite(
+      [...new Set(keys)].map((key) => ({ key, del: true })),
+      'batch_del',
+    );
+  }
+
+  private async batchWrite(
+    ops: WriteOp[],
+    op: 'batch_set' | 'batch_del',
+  ): Promise<BatchWriteResult> {
+    // Per node: the ops to send, and for each the index into `ops` and whether it is the primary's.
+    const plan = new Map<string, { ops: WriteOp[]; idx: number[]; primary: boolean[] }>();
+    const add = (node: string, i: number, o: WriteOp, primary: boolean) => {
+      let p = plan.get(node);
+      if (!p) {
+        p = { ops: [], idx: [], primary: [] };
+        plan.set(node, p);
+      }
+      p.ops.push(o);
+      p.idx.push(i);
+      p.primary.push(primary);
+    };
+    const failed: FailedMap = {};
+    const ok = new Uint8Array(ops.length);
+    ops.forEach((o, i) => {
+      const owners = this.router.owners(o.key);
+      if (owners.length === 0) {
+        failed[o.key] = 'NO_NODES';
+        return;
+      }
+      this.journalize(o.key, owners);
+      owners.forEach((n, j) => {
+        add(n, i, o, j === 0);
+      });
+      const prev = this.router.previousOwner(o.key, owners[0]);
+      if (prev && !owners.includes(prev)) add(prev, i, { key: o.key, del: true }, false);
+    });
+    if (plan.size > 0) this.m.batchFanout.observe({ op }, plan.size);
+    await Promise.all(
+      [...plan].map(async ([node, p]) => {
+        try {
+          const res = await this.exec.run(node, 'pipeline', (c) => {
+            const pl = c.pipeline();
+            for (const o of p.ops) {
+              if (o.del) pl.del(o.key);
+              else if (o.ttlMs > 0) pl.set(o.key, o.value, 'PX', o.ttlMs);
+              else pl.set(o.key, o.value);
+            }
+            return pl.exec();
+          });
+          (res ?? []).forEach(([err, val], j) => {
+            const i = p.idx[j] as number;
+            const key = (ops[i] as WriteOp).key;
+            if (err) {
+              if (p.primary[j]) failed[key] = 'NODE_ERROR';
+              else this.replicaFailed(node, key, err);
+            } else if (p.primary[j] || (ops[i] as WriteOp).del) {
+              // A delete counts when any copy existed; a set when its primary acknowledged.
+              if ((ops[i] as WriteOp).del ? (val as number) > 0 : true) ok[i] = 1;
+            }
+          });
+        } catch (e) {
+          const code = (e as DcacheError).code ?? 'NODE_ERROR';
+          p.idx.forEach((i, j) => {
+            const key = (ops[i] as WriteOp).key;
+            if (p.primary[j]) failed[key] = code;
+            else this.replicaFailed(node, key, e);
+          });
+        }
+      }),
+    );
+    let count = 0;
+    ops.forEach((o, i) => {
+      if (failed[o.key]) return;
+      if (ok[i]) count++;
+    });
+    return { count, failed, nodes: plan.size };
+  }
+
+  /** Record `key` for every home owner that is ejected now (it must not serve the old value later). */
+  private journalize(key: string, owners: readonly string[]): void {
+    const ejected = this.router.view().excluded;
+    if (ejected.size === 0) return;
+    for (const home of this.router.homeOwners(key)) {
+      if (ejected.has(home) && !owners.includes(home)) this.journal.record(home, key);
+    }
+  }
+
+  /** During the warm-up window, drop the previous owner's copy so it cannot resurface later. */
+  private invalidatePrevious(key: string, owners: readonly string[]): void {
+    const prev = this.router.previousOwner(key, owners[0]);
+    if (prev && !owners.includes(prev)) {
+      this.exec.run(prev, 'del', (c) => c.del(key)).catch(() => {});
+    }
+  }
+
+  /** On a miss at the new owner during the warm-up window, read the previous owner and copy back. */
+  private async warmupRead(key: string, current: string | undefined): Promise<string | null> {
+    const prev = this.router.previousOwner(key, current);
+    if (prev === undefined) return null;
+    let v: string | null;
+    try {
+      v = await this.exec.run(prev, 'get', (c) => c.get(key));
+    } catch {
+      this.m.warmupReads.inc({ result: 'miss' });
+      return null;
+    }
+    this.m.warmupReads.inc({ result: v === null ? 'miss' : 'hit' });
+    if (v !== null && current !== undefined) void this.copy(prev, current, key, v, true);
+    return v;
+  }
+
+  private async repair(
+    source: string,
+    targets: readonly string[],
+    key: string,
+    value: string,
+  ): Promise<void> {
+    for (const t of targets) await this.copy(source, t, key, value, false);
+  }
+
+  private async repairMany(
+    source: string,
+    hits: [string, string][],
+    candidates: Map<string, string[]>,
+  ): Promise<void> {
+    let pttls: number[];
+    try {
+      pttls = await this.exec.run(source, 'pttl', async (c) => {
+        const pl = c.pipeline();
+        for (const [k] of hits) pl.pttl(k);
+        const res = (await pl.exec()) ?? [];
+        return res.map(([err, v]) => (err ? -2 : (v as number)));
+      });
+    } catch {
+      return;
+    }
+    const byTarget = new Map<string, { key: string; value: string; pttl: number }[]>();
+    hits.forEach(([key, value], i) => {
+      const pttl = pttls[i] ?? -2;
+      if (pttl === -2) return;
+      const cands = candidates.get(key) ?? [];
+      const at = cands.indexOf(source);
+      for (const t of cands.slice(0, at)) {
+        let list = byTarget.get(t);
+        if (!list) {
+          list = [];
+          byTarget.set(t, list);
+        }
+        list.push({ key, value, pttl });
+      }
+    });
+    await Promise.all(
+      [...byTarget].map(([t, list]) =>
+        this.exec
+          .run(t, 'pipeline', (c) => {
+            const pl = c.pipeline();
+            for (const it of list) {
+              if (it.pttl > 0) pl.set(it.key, it.value, 'PX', it.pttl, 'NX');
+              else pl.set(it.key, it.value, 'NX');
+            }
+            return pl.exec();
+          })
+          .then(() => this.m.readRepairs.inc(list.length))
+          .catch(() => {}),
+      ),
+    );
+  }
+
+  /** Copy `key` to `target` with its remaining TTL, never over a newer value (NX). */
+  private async copy(
+    source: string,
+    target: string,
+    key: string,
+    value: string,
+    warmup: boolean,
+  ): Promise<void> {
+    try {
+      const pttl = await this.exec.run(source, 'pttl', (c) => c.pttl(key));
+      if (pttl === -2) return;
+      await this.exec.run(target, 'set', (c) =>
+        pttl > 0 ? c.set(key, value, 'PX', pttl, 'NX') : c.set(key, value, 'NX'),
+      );
+      if (warmup) this.m.warmupCopies.inc();
+      else this.m.readRepairs.inc();
+    } catch {
+      // best effort: the value is still served from the source
+    }
+  }
+
+  private replicaFailed(node: string, key: string, err: unknown): void {
+    this.m.replicaWriteFailures.inc({ node });
+    // A replica that missed a write holds an old value: purge it before it is read again.
+    this.journal.record(node, key);
+    this.log.warn({ node, err: (err as Error)?.message }, 'replica write failed');
+  }
+}

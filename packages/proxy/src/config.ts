@@ -1,0 +1,585 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { parseDuration } from './duration.js';
+
+type Kind = 'string' | 'int' | 'bool' | 'duration' | 'bytes' | 'list' | 'enum';
+
+interface Setting {
+  /** Dotted YAML path, e.g. `server.port`; env is `DC_SERVER_PORT`, flag `--server-port`. */
+  readonly path: string;
+  readonly kind: Kind;
+  readonly def: unknown;
+  readonly doc: string;
+  readonly min?: number;
+  readonly max?: number;
+  readonly values?: readonly string[];
+  /** Never printed (tokens, passwords). */
+  readonly secret?: boolean;
+}
+
+/** Every setting of the proxy, in one list: the source of env names, flags, YAML keys, docs. */
+export const SETTINGS = [
+  { path: 'server.host', kind: 'string', def: '0.0.0.0', doc: 'Address the HTTP server binds' },
+  {
+    path: 'server.port',
+    kind: 'int',
+    def: 8080,
+    min: 0,
+    max: 65535,
+    doc: 'HTTP port (0 = any free port)',
+  },
+  {
+    path: 'server.read_timeout',
+    kind: 'duration',
+    def: 30_000,
+    min: 1,
+    doc: 'Time allowed to receive a whole request (headers and body)',
+  },
+  {
+    path: 'server.write_timeout',
+    kind: 'duration',
+    def: 30_000,
+    min: 1,
+    doc: 'Socket inactivity limit while a request is being served',
+  },
+  {
+    path: 'server.idle_timeout',
+    kind: 'duration',
+    def: 120_000,
+    min: 1,
+    doc: 'Keep-alive idle timeout between requests',
+  },
+  {
+    path: 'server.shutdown_timeout',
+    kind: 'duration',
+    def: 10_000,
+    min: 0,
+    doc: 'Drain limit for in-flight requests on SIGTERM/SIGINT',
+  },
+  {
+    path: 'cache.addresses',
+    kind: 'list',
+    def: ['localhost:6379'],
+    doc: 'Redis nodes (host:port, comma list) that seed the ring when there is no state file and no peer',
+  },
+  { path: 'cache.password', kind: 'string', def: '', secret: true, doc: 'Redis AUTH password' },
+  { path: 'cache.database', kind: 'int', def: 0, min: 0, max: 15, doc: 'Redis database index' },
+  {
+    path: 'cache.max_retries',
+    kind: 'int',
+    def: 3,
+    min: 0,
+    max: 20,
+    doc: 'Retries of a command while its connection reconnects',
+  },
+  {
+    path: 'cache.pool_size',
+    kind: 'int',
+    def: 2,
+    min: 1,
+    max: 64,
+    doc: 'Connections per Redis node (auto-pipelined, round-robin)',
+  },
+  {
+    path: 'cache.min_idle_conns',
+    kind: 'int',
+    def: 0,
+    min: 0,
+    max: 64,
+    doc: 'Accepted for compatibility with the Go server; every pool connection stays open',
+  },
+  {
+    path: 'cache.connect_timeout',
+    kind: 'duration',
+    def: 2_000,
+    min: 1,
+    doc: 'Redis connect timeout',
+  },
+  {
+    path: 'cache.command_timeout',
+    kind: 'duration',
+    def: 1_000,
+    min: 1,
+    doc: 'Redis command timeout: no request waits on a node longer',
+  },
+  {
+    path: 'cache.default_ttl',
+    kind: 'duration',
+    def: 0,
+    min: 0,
+    doc: 'TTL when a write gives none (0 = no expiry)',
+  },
+  {
+    path: 'cache.hash',
+    kind: 'enum',
+    def: 'murmur',
+    values: ['murmur', 'fnv1a_64', 'md5'],
+    doc: 'Key hash of the ring (twemproxy names)',
+  },
+  {
+    path: 'cache.hash_tag',
+    kind: 'string',
+    def: '',
+    doc: 'Two characters such as "{}": only the part between them is hashed',
+  },
+  {
+    path: 'limits.max_key_bytes',
+    kind: 'int',
+    def: 512,
+    min: 1,
+    max: 65_536,
+    doc: 'Longest key in UTF-8 bytes',
+  },
+  {
+    path: 'limits.max_value_bytes',
+    kind: 'bytes',
+    def: 1_048_576,
+    min: 1,
+    doc: 'Largest value, serialized',
+  },
+  {
+    path: 'limits.max_batch_keys',
+    kind: 'int',
+    def: 1_000,
+    min: 1,
+    max: 100_000,
+    doc: 'Most keys in one batch call',
+  },
+  {
+    path: 'limits.max_body_bytes',
+    kind: 'bytes',
+    def: 16_777_216,
+    min: 1_024,
+    doc: 'Largest request body (batch calls)',
+  },
+  {
+    path: 'rate_limit.max',
+    kind: 'int',
+    def: 0,
+    min: 0,
+    doc: 'Requests per window and client IP (0 = no rate limit)',
+  },
+  { path: 'rate_limit.window', kind: 'duration', def: 1_000, min: 1, doc: 'Rate-limit window' },
+  {
+    path: 'health.interval',
+    kind: 'duration',
+    def: 1_000,
+    min: 10,
+    doc: 'PING interval for healthy nodes',
+  },
+  { path: 'health.timeout', kind: 'duration', def: 500, min: 1, doc: 'PING timeout' },
+  {
+    path: 'health.failure_threshold',
+    kind: 'int',
+    def: 3,
+    min: 1,
+    max: 1_000,
+    doc: 'Consecutive failures (probe or live request) that eject a node',
+  },
+  {
+    path: 'health.success_threshold',
+    kind: 'int',
+    def: 2,
+    min: 1,
+    max: 1_000,
+    doc: 'Consecutive successful probes that put an ejected node back',
+  },
+  {
+    path: 'health.retry_interval',
+    kind: 'duration',
+    def: 2_000,
+    min: 10,
+    doc: 'Probe interval for ejected nodes',
+  },
+  {
+    path: 'health.journal_size',
+    kind: 'int',
+    def: 10_000,
+    min: 0,
+    doc: 'Keys remembered per ejected node to purge before it rejoins (overflow: FLUSHDB)',
+  },
+  {
+    path: 'replication.factor',
+    kind: 'int',
+    def: 1,
+    min: 1,
+    max: 8,
+    doc: 'Copies of every key on distinct nodes',
+  },
+  {
+    path: 'replication.warmup_window',
+    kind: 'duration',
+    def: 60_000,
+    min: 0,
+    doc: 'After a ring change, misses read the previous owner for this long',
+  },
+  {
+    path: 'cluster.peers',
+    kind: 'list',
+    def: [],
+    doc: 'Peer proxy base URLs (seeds), e.g. http://10.0.0.2:8080',
+  },
+  {
+    path: 'cluster.token',
+    kind: 'string',
+    def: '',
+    secret: true,
+    doc: 'Bearer token for /internal/v1 peer calls; empty disables peer sync',
+  },
+  {
+    path: 'cluster.sync_interval',
+    kind: 'duration',
+    def: 1_000,
+    min: 10,
+    doc: 'Anti-entropy interval (with jitter)',
+  },
+  {
+    path: 'cluster.state_file',
+    kind: 'string',
+    def: '',
+    doc: 'Where the membership document is kept across restarts (empty = not kept)',
+  },
+  {
+    path: 'cluster.node_id',
+    kind: 'string',
+    def: '',
+    doc: "This proxy's name in membership changes (default host:port)",
+  },
+  {
+    path: 'cluster.advertise_url',
+    kind: 'string',
+    def: '',
+    doc: 'URL peers use to reach this proxy (default http://<hostname>:<port>)',
+  },
+  {
+    path: 'admin.token',
+    kind: 'string',
+    def: '',
+    secret: true,
+    doc: 'Bearer token for flush and ring changes (empty = open)',
+  },
+  {
+    path: 'logger.level',
+    kind: 'enum',
+    def: 'info',
+    values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+    doc: 'Log level',
+  },
+  {
+    path: 'logger.format',
+    kind: 'enum',
+    def: 'json',
+    values: ['json', 'pretty'],
+    doc: 'Log format',
+  },
+  {
+    path: 'logger.output_path',
+    kind: 'string',
+    def: 'stdout',
+    doc: 'stdout, stderr or a file path',
+  },
+] as const satisfies readonly Setting[];
+
+/** The validated configuration. */
+export interface Config {
+  server: {
+    host: string;
+    port: number;
+    readTimeout: number;
+    writeTimeout: number;
+    idleTimeout: number;
+    shutdownTimeout: number;
+  };
+  cache: {
+    addresses: string[];
+    password: string;
+    database: number;
+    maxRetries: number;
+    poolSize: number;
+    minIdleConns: number;
+    connectTimeout: number;
+    commandTimeout: number;
+    defaultTtl: number;
+    hash: 'murmur' | 'fnv1a_64' | 'md5';
+    hashTag: string;
+  };
+  limits: {
+    maxKeyBytes: number;
+    maxValueBytes: number;
+    maxBatchKeys: number;
+    maxBodyBytes: number;
+  };
+  rateLimit: { max: number; window: number };
+  health: {
+    interval: number;
+    timeout: number;
+    failureThreshold: number;
+    successThreshold: number;
+    retryInterval: number;
+    journalSize: number;
+  };
+  replication: { factor: number; warmupWindow: number };
+  cluster: {
+    peers: string[];
+    token: string;
+    syncInterval: number;
+    stateFile: string;
+    nodeId: string;
+    advertiseUrl: string;
+  };
+  admin: { token: string };
+  logger: { level: string; format: 'json' | 'pretty'; outputPath: string };
+}
+
+/** A configuration error that names the setting; `main` prints it as one line and exits 2. */
+export class ConfigError extends Error {
+  readonly setting: string;
+  constructor(setting: string, message: string) {
+    super(`invalid configuration: ${setting}: ${message}`);
+    this.name = 'ConfigError';
+    this.setting = setting;
+  }
+}
+
+/** `server.read_timeout` → `DC_SERVER_READ_TIMEOUT`. */
+export function envName(path: string): string {
+  return `DC_${path.replace('.', '_').toUpperCase()}`;
+}
+
+/** `server.read_timeout` → `server-read-timeout` (the CLI flag without dashes). */
+export function flagName(path: string): string {
+  return path.replace(/[._]/g, '-');
+}
+
+const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** Where the configuration comes from; later sources win: defaults < file < env < flags. */
+export interface ConfigSources {
+  /** Command-line flags (`--server-port 9000`, `--config file.yaml`). */
+  argv?: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  /** Already-parsed flags keyed by setting path (used by the `dcache serve` command). */
+  flags?: Record<string, unknown>;
+}
+
+/** Load and validate the configuration once; throws ConfigError naming the bad setting. */
+export function loadConfig({
+  argv = [],
+  env = process.env,
+  flags = {},
+}: ConfigSources = {}): Config {
+  const fromArgv = parseArgv(argv);
+  const file = (fromArgv.config as string | undefined) ?? env.DC_CONFIG;
+  const yaml = file ? readYaml(file) : {};
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const s of SETTINGS as readonly Setting[]) {
+    const [section, key] = s.path.split('.') as [string, string];
+    const flag = flagName(s.path);
+    let raw: unknown = s.def;
+    let source = 'default';
+    const y = (yaml[section] as Record<string, unknown> | undefined)?.[key];
+    if (y !== undefined && y !== null) {
+      raw = y;
+      source = `${s.path} in ${file}`;
+    }
+    const e = env[envName(s.path)];
+    if (e !== undefined && e !== '') {
+      raw = e;
+      source = envName(s.path);
+    } else if (e === '' && s.kind === 'string') {
+      raw = '';
+      source = envName(s.path);
+    }
+    if (flags[s.path] !== undefined) {
+      raw = flags[s.path];
+      source = `--${flag}`;
+    }
+    if (fromArgv[flag] !== undefined) {
+      raw = fromArgv[flag];
+      source = `--${flag}`;
+    }
+    const section_ = camel(section);
+    out[section_] ??= {};
+    (out[section_] as Record<string, unknown>)[camel(key)] = coerce(
+      s,
+      raw,
+      source === 'default' ? envName(s.path) : source,
+    );
+  }
+  const cfg = out as unknown as Config;
+  crossCheck(cfg, env);
+  return cfg;
+}
+
+function readYaml(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError('DC_CONFIG', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(
+      'DC_CONFIG',
+      `${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`,
+    );
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new ConfigError('DC_CONFIG', `${file} must be a YAML mapping`);
+  const known = new Set((SETTINGS as readonly Setting[]).map((s) => s.path));
+  for (const [section, v] of Object.entries(doc)) {
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      throw new ConfigError(section, `must be a mapping in ${file}`);
+    for (const key of Object.keys(v)) {
+      if (!known.has(`${section}.${key}`))
+        throw new ConfigError(`${section}.${key}`, `unknown setting in ${file}`);
+    }
+  }
+  return doc as Record<string, unknown>;
+}
+
+function parseArgv(argv: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  const known = new Set([
+    'config',
+    ...(SETTINGS as readonly Setting[]).map((s) => flagName(s.path)),
+  ]);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (!a.startsWith('--'))
+      throw new ConfigError(a, 'unexpected argument (flags look like --server-port 8080)');
+    let name = a.slice(2);
+    let value: string | undefined;
+    const eq = name.indexOf('=');
+    if (eq >= 0) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    } else {
+      value = argv[i + 1];
+      i++;
+    }
+    if (!known.has(name)) throw new ConfigError(`--${name}`, 'unknown flag');
+    if (value === undefined) throw new ConfigError(`--${name}`, 'needs a value');
+    out[name] = value;
+  }
+  return out;
+}
+
+function coerce(s: Setting, raw: unknown, name: string): unknown {
+  const shown = s.secret ? '(hidden)' : JSON.stringify(raw);
+  const fail = (why: string): never => {
+    throw new ConfigError(name, `${why}, got ${shown}`);
+  };
+  const range = (n: number) => {
+    if (s.min !== undefined && n < s.min) fail(`must be at least ${s.min}`);
+    if (s.max !== undefined && n > s.max) fail(`must be at most ${s.max}`);
+    return n;
+  };
+  switch (s.kind) {
+    case 'string':
+      if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);
+      if (typeof raw !== 'string') return fail('must be a string');
+      return raw;
+    case 'int': {
+      const n =
+        typeof raw === 'number'
+          ? raw
+          : typeof raw === 'string' && /^-?\d+$/.test(raw.trim())
+            ? Number(raw)
+            : Number.NaN;
+      if (!Number.isSafeInteger(n)) fail('must be an integer');
+      return range(n);
+    }
+    case 'bool':
+      if (raw === true || raw === 'true' || raw === '1') return true;
+      if (raw === false || raw === 'false' || raw === '0') return false;
+      return fail('must be true or false');
+    case 'duration': {
+      const ms = parseDuration(raw);
+      if (ms === undefined) fail('must be a duration such as 500ms, 30s, 1m or 1h30m');
+      return range(ms as number);
+    }
+    case 'bytes': {
+      const n = parseBytes(raw);
+      if (n === undefined) fail('must be a size such as 1048576, 512kb or 1mb');
+      return range(n as number);
+    }
+    case 'list': {
+      const list = Array.isArray(raw)
+        ? raw.map(String)
+        : typeof raw === 'string'
+          ? raw.split(',')
+          : fail('must be a comma list');
+      return (list as string[]).map((x) => x.trim()).filter((x) => x !== '');
+    }
+    case 'enum':
+      if (typeof raw !== 'string' || !s.values?.includes(raw))
+        fail(`must be one of ${s.values?.join(', ')}`);
+      return raw;
+  }
+}
+
+function parseBytes(raw: unknown): number | undefined {
+  if (typeof raw === 'number') return Number.isSafeInteger(raw) && raw >= 0 ? raw : undefined;
+  if (typeof raw !== 'string') return undefined;
+  const m = /^(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?$/i.exec(raw.trim());
+  if (!m) return undefined;
+  const unit = (m[2] ?? 'b').toLowerCase();
+  const mult = unit.startsWith('k')
+    ? 1_024
+    : unit.startsWith('m')
+      ? 1_048_576
+      : unit.startsWith('g')
+        ? 1_073_741_824
+        : 1;
+  return Number(m[1]) * mult;
+}
+
+const ADDRESS_RE = /^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/;
+
+function crossCheck(cfg: Config, _env: NodeJS.ProcessEnv): void {
+  for (const a of cfg.cache.addresses) {
+    const m = ADDRESS_RE.exec(a);
+    const port = m ? Number(m[1]) : 0;
+    if (!m || port < 1 || port > 65_535)
+      throw new ConfigError(envName('cache.addresses'), `"${a}" is not host:port`);
+  }
+  if (new Set(cfg.cache.addresses).size !== cfg.cache.addresses.length) {
+    throw new ConfigError(envName('cache.addresses'), 'lists a node twice');
+  }
+  for (const p of cfg.cluster.peers) {
+    let u: URL | undefined;
+    try {
+      u = new URL(p);
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:'))
+      throw new ConfigError(envName('cluster.peers'), `"${p}" is not an http(s) URL`);
+  }
+  if (cfg.cache.hashTag !== '' && [...cfg.cache.hashTag].length !== 2) {
+    throw new ConfigError(envName('cache.hash_tag'), 'must be exactly two characters, such as {}');
+  }
+  if (cfg.health.timeout > cfg.health.interval) {
+    throw new ConfigError(
+      envName('health.timeout'),
+      `must not exceed DC_HEALTH_INTERVAL (${cfg.health.interval} ms)`,
+    );
+  }
+  if (cfg.cluster.nodeId === '') cfg.cluster.nodeId = `${hostname()}:${cfg.server.port}`;
+}
+
+/** The configuration with secrets replaced, for logs and `/api/v1/config`-style output. */
+export function redact(cfg: Config): Config {
+  return {
+    ...cfg,
+    cache: { ...cfg.cache, password: cfg.cache.password ? '(set)' : '' },
+    cluster: { ...cfg.cluster, token: cfg.cluster.token ? '(set)' : '' },
+    admin: { token: cfg.admin.token ? '(set)' : '' },
+  };
+}

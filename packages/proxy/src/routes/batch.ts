@@ -1,0 +1,161 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FailedMap } from '../cache-service.js';
+import { DcacheError } from '../errors.js';
+import type { Runtime } from '../runtime.js';
+import { checkKey, checkKeyList, checkObject, checkTtl, serializeValue } from '../validate.js';
+import { errorSchema, failedSchema, ttlSchema } from './schemas.js';
+
+/** 200 when nothing failed, 207 when some keys failed, 503 ALL_FAILED when every key did. */
+function batchStatus(total: number, failed: FailedMap): number {
+  const n = Object.keys(failed).length;
+  if (n === 0) return 200;
+  return n >= total ? 503 : 207;
+}
+
+function allFailed(reply: FastifyReply, failed: FailedMap): FastifyReply {
+  return reply.code(503).send({
+    error: { code: 'ALL_FAILED', message: 'every node involved in the batch failed' },
+    failed,
+  });
+}
+
+/** Batch routes: POST /api/v1/cache/batch, POST /api/v1/cache/batch/get, DELETE /api/v1/cache/batch. */
+export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
+  const { cache, config, metrics } = rt;
+  const { maxBatchKeys, maxKeyBytes, maxValueBytes } = config.limits;
+
+  app.post<{ Body: unknown }>(
+    '/api/v1/cache/batch',
+    {
+      schema: {
+        summary: 'Store many values (one round trip per node)',
+        body: {
+          type: 'object',
+          properties: {
+            items: {
+              type: 'object',
+              additionalProperties: {
+                type: 'object',
+                properties: { value: {}, ttl: ttlSchema },
+                required: ['value'],
+              },
+            },
+          },
+          required: ['items'],
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: { stored: { type: 'integer' }, failed: failedSchema },
+          },
+          207: {
+            type: 'object',
+            properties: { stored: { type: 'integer' }, failed: failedSchema },
+          },
+          '4xx': errorSchema,
+        },
+      },
+    },
+    async (req, reply) => {
+      const body = checkObject(req.body, 'the body');
+      const items = body.items;
+      if (typeof items !== 'object' || items === null || Array.isArray(items)) {
+        throw new DcacheError(
+          'INVALID_BODY',
+          'the body must be {"items": {"key": {"value": ..., "ttl"?: ...}}}',
+        );
+      }
+      const entries = Object.entries(items);
+      if (entries.length > maxBatchKeys)
+        throw new DcacheError(
+          'BATCH_TOO_LARGE',
+          `${entries.length} items; at most ${maxBatchKeys} per batch`,
+        );
+      const list = entries.map(([key, item]) => {
+        checkKey(key, maxKeyBytes);
+        if (
+          typeof item !== 'object' ||
+          item === null ||
+          Array.isArray(item) ||
+          !('value' in item)
+        ) {
+          throw new DcacheError('MISSING_VALUE', `item ${JSON.stringify(key)} has no "value"`);
+        }
+        const it = item as { value: unknown; ttl?: unknown };
+        return {
+          key,
+          value: serializeValue(it.value, maxValueBytes),
+          ttlMs: checkTtl(it.ttl, config.cache.defaultTtl),
+        };
+      });
+      metrics.batchKeys.observe({ op: 'batch_set' }, list.length);
+      const res = await cache.batchSet(list);
+      const status = batchStatus(list.length, res.failed);
+      if (status === 503) return allFailed(reply, res.failed);
+      return reply.code(status).send({ stored: res.count, failed: res.failed });
+    },
+  );
+
+  app.post<{ Body: unknown }>(
+    '/api/v1/cache/batch/get',
+    {
+      schema: {
+        summary: 'Read many values (MGET per node, all nodes in parallel)',
+        body: {
+          type: 'object',
+          properties: { keys: { type: 'array', items: { type: 'string' } } },
+          required: ['keys'],
+        },
+      },
+    },
+    async (req, reply) => {
+      const keys = checkKeyList(req.body, maxBatchKeys, maxKeyBytes);
+      metrics.batchKeys.observe({ op: 'batch_get' }, keys.length);
+      const res = await cache.batchGet(keys);
+      const unique = res.found.size + res.missing.length + Object.keys(res.failed).length;
+      const status = batchStatus(unique, res.failed);
+      if (status === 503) return allFailed(reply, res.failed);
+      // Values are stored JSON text: splice them in without parsing.
+      let items = '';
+      for (const [k, v] of res.found) items += `${items ? ',' : ''}${JSON.stringify(k)}:${v}`;
+      const text = `{"items":{${items}},"missing":${JSON.stringify(res.missing)},"failed":${JSON.stringify(res.failed)}}`;
+      return reply
+        .code(status)
+        .type('application/json')
+        .serializer((x) => x as string)
+        .send(text);
+    },
+  );
+
+  app.delete<{ Body: unknown }>(
+    '/api/v1/cache/batch',
+    {
+      schema: {
+        summary: 'Delete many keys (one round trip per node)',
+        body: {
+          type: 'object',
+          properties: { keys: { type: 'array', items: { type: 'string' } } },
+          required: ['keys'],
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: { deleted: { type: 'integer' }, failed: failedSchema },
+          },
+          207: {
+            type: 'object',
+            properties: { deleted: { type: 'integer' }, failed: failedSchema },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const keys = checkKeyList(req.body, maxBatchKeys, maxKeyBytes);
+      metrics.batchKeys.observe({ op: 'batch_del' }, keys.length);
+      const res = await cache.batchDel(keys);
+      const status = batchStatus(new Set(keys).size, res.failed);
+      if (status === 503) return allFailed(reply, res.failed);
+      return reply.code(status).send({ deleted: res.count, failed: res.failed });
+    },
+  );
+}

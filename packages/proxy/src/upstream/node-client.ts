@@ -1,0 +1,96 @@
+import { Redis } from 'ioredis';
+
+/** Connection settings shared by every node. */
+export interface NodeClientOptions {
+  password: string;
+  database: number;
+  poolSize: number;
+  maxRetries: number;
+  connectTimeout: number;
+  commandTimeout: number;
+}
+
+/** The Redis connections of one node: `poolSize` auto-pipelined ioredis clients, used round-robin. */
+export class NodeClient {
+  readonly id: string;
+  readonly address: string;
+  private readonly clients: Redis[];
+  private cursor = 0;
+
+  constructor(id: string, address: string, opts: NodeClientOptions) {
+    this.id = id;
+    this.address = address;
+    const { host, port } = splitAddress(address);
+    this.clients = Array.from(
+      { length: opts.poolSize },
+      () =>
+        new Redis({
+          host,
+          port,
+          ...(opts.password ? { password: opts.password } : {}),
+          db: opts.database,
+          enableAutoPipelining: true,
+          connectTimeout: opts.connectTimeout,
+          commandTimeout: opts.commandTimeout,
+          maxRetriesPerRequest: opts.maxRetries,
+          // Fail fast while disconnected: no queue of commands waits on a dead node.
+          enableOfflineQueue: false,
+          enableReadyCheck: true,
+          lazyConnect: false,
+          retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+          reconnectOnError: () => false,
+          connectionName: 'dcache',
+        }),
+    );
+    for (const c of this.clients) c.on('error', () => {}); // surfaced per command and by the prober
+  }
+
+  /** The next client, round-robin. */
+  redis(): Redis {
+    const c = this.clients[this.cursor] as Redis;
+    this.cursor = (this.cursor + 1) % this.clients.length;
+    return c;
+  }
+
+  /** True when at least one connection is ready. */
+  get connected(): boolean {
+    return this.clients.some((c) => c.status === 'ready');
+  }
+
+  /** Resolve once the first connection is ready or `ms` passed (false then). */
+  waitReady(ms: number): Promise<boolean> {
+    if (this.connected) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(t);
+        for (const c of this.clients) c.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const t = setTimeout(() => done(false), ms);
+      for (const c of this.clients) c.once('ready', onReady);
+    });
+  }
+
+  /** Close every connection (QUIT, then disconnect after a short grace). */
+  async close(): Promise<void> {
+    await Promise.all(
+      this.clients.map(async (c) => {
+        try {
+          await Promise.race([c.quit(), new Promise((r) => setTimeout(r, 500))]);
+        } catch {
+          // already closed
+        }
+        c.disconnect();
+      }),
+    );
+  }
+}
+
+/** `host:port` (or `[v6]:port`) → parts. */
+export function splitAddress(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  let host = address.slice(0, i);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host, port: Number(address.slice(i + 1)) };
+}

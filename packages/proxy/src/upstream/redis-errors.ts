@@ -1,0 +1,22 @@
+import { DcacheError, type ErrorCode } from '../errors.js';
+
+/** Map an ioredis failure to a stable code: timeout, unavailable (no connection) or node error. */
+export function classifyRedisError(err: unknown): ErrorCode {
+  if (err instanceof DcacheError) return err.code;
+  const e = err as { name?: string; message?: string; code?: string };
+  const msg = e?.message ?? '';
+  if (msg.includes('timed out') || e?.code === 'ETIMEDOUT') return 'NODE_TIMEOUT';
+  if (e?.name === 'ReplyError') {
+    // NOAUTH/LOADING/MASTERDOWN mean the node cannot serve at all; others are command errors.
+    return /^(NOAUTH|LOADING|MASTERDOWN|BUSY)/.test(msg) ? 'NODE_UNAVAILABLE' : 'NODE_ERROR';
+  }
+  return 'NODE_UNAVAILABLE';
+}
+
+/** A DcacheError for a failed Redis call on `node`. */
+export function redisError(node: string, err: unknown): DcacheError {
+  const code = classifyRedisError(err);
+  if (err instanceof DcacheError) return err;
+  const reason = (err as Error)?.message ?? String(err);
+  return new DcacheError(code, `node ${node}: ${reason}`, { node });
+}
