@@ -261,7 +261,7 @@ export function createMetrics(opts: MetricsOptions = {}) {
 
   const peerLastSuccess = new Gauge<'peer'>({
     name: 'dcache_peer_sync_last_success_timestamp_seconds',
-    help: 'Unix time in seconds of the last successful membership exchange with each peer.',
+    help: 'Unix time in seconds of the last successful membership exchange with each peer (until the first one: when the peer became known).',
     labelNames: ['peer'],
     registers,
   });
@@ -321,6 +321,7 @@ export function createMetrics(opts: MetricsOptions = {}) {
   for (const state of RING_NODE_STATES) ringNodes.set({ state }, 0);
 
   let currentChecksum: string | undefined;
+  const peerSeen = new Set<string>();
 
   return {
     /** The registry to serve on GET /metrics (`await register.metrics()`). */
@@ -433,8 +434,31 @@ export function createMetrics(opts: MetricsOptions = {}) {
       ringInfo.set({ checksum }, 1);
     },
 
+    /**
+     * Creates a newly known peer's series: sync counters at 0 and the last-success time set
+     * to `nowMs`, so "time() - last success" measures how long the peer has gone without a
+     * successful exchange since it became known (not 50 years before the first success).
+     */
+    initPeer(peer: string, nowMs: number = Date.now()): void {
+      for (const kind of ['push', 'pull'] as const) {
+        for (const result of ['ok', 'error'] as const) peerSyncs.inc({ peer, kind, result }, 0);
+      }
+      peerFailures.inc({ peer }, 0);
+      if (!peerSeen.has(peer)) peerLastSuccess.set({ peer }, nowMs / 1000);
+      peerSeen.add(peer);
+    },
+
+    /** Drops the series of a peer this proxy no longer knows. */
+    removePeer(peer: string): void {
+      peerLastSuccess.remove({ peer });
+      peerFailures.remove({ peer });
+      removeMatching(peerSyncs, { peer });
+      peerSeen.delete(peer);
+    },
+
     /** Records one successful peer exchange: counter, and last-success time = now. */
     peerSyncOk(peer: string, kind: 'push' | 'pull', nowMs: number = Date.now()): void {
+      peerSeen.add(peer);
       peerSyncs.inc({ peer, kind, result: 'ok' });
       peerLastSuccess.set({ peer }, nowMs / 1000);
     },

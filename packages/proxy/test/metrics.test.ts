@@ -152,6 +152,25 @@ describe('createMetrics', () => {
     expect(info).toEqual([{ value: 1, labels: { checksum: 'bbb' } }]);
   });
 
+  it('initPeer creates peer series at 0 and removePeer drops them', async () => {
+    const m = createMetrics({ defaultMetrics: false });
+    m.initPeer('http://p2:8080', 5_000);
+    let text = await m.register.metrics();
+    expect(text).toContain(
+      'dcache_peer_sync_total{peer="http://p2:8080",kind="pull",result="error"} 0',
+    );
+    expect(text).toContain('dcache_peer_sync_failures_total{peer="http://p2:8080"} 0');
+    expect(text).toContain(
+      'dcache_peer_sync_last_success_timestamp_seconds{peer="http://p2:8080"} 5',
+    );
+    m.peerSyncOk('http://p2:8080', 'pull', 9_000);
+    m.initPeer('http://p2:8080', 20_000); // a known peer keeps its last success
+    expect((await m.peerLastSuccess.get()).values[0]?.value).toBe(9);
+    m.removePeer('http://p2:8080');
+    text = await m.register.metrics();
+    expect(text).not.toContain('p2:8080');
+  });
+
   it('removeNode forgets every per-node series', async () => {
     const m = createMetrics({ defaultMetrics: false });
     exercise(m);
