@@ -3,8 +3,8 @@
  * key-movement figures. Run: `npm run build -w @dcache/ring && npx tsx bench/ring-lookup.ts`.
  * Writes bench/results/ring-latest.md. Informational, not a pass/fail test.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type HashName, Ring } from '@dcache/ring';
@@ -74,7 +74,8 @@ out(
   `Node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores), ` +
     `${new Date().toISOString().slice(0, 10)}. Median of ${ROUNDS} rounds of ${PER_ROUND.toLocaleString('en')} ` +
     `lookups (a quarter of that for the md5 columns) after ${WARMUP} warm-up rounds, over ${POOL.toLocaleString('en')} distinct keys ` +
-    '(hashring with its default 5,000-entry LRU cache).',
+    '(hashring with its default 5,000-entry LRU cache). ' +
+    `Load average at start: ${loadavg()[0]?.toFixed(2)} — figures from a shared, busy machine are noisy.`,
 );
 out();
 out('## Lookup cost (ns/op, lower is better)');
@@ -188,3 +189,18 @@ const here = dirname(fileURLToPath(import.meta.url));
 mkdirSync(join(here, 'results'), { recursive: true });
 writeFileSync(join(here, 'results', 'ring-latest.md'), `${lines.join('\n')}\n`);
 console.log(`\nwritten to ${join(here, 'results', 'ring-latest.md')}`);
+
+// Keep the table in packages/ring/README.md current (between the bench markers).
+const readme = join(here, '..', 'packages', 'ring', 'README.md');
+if (existsSync(readme)) {
+  const text = readFileSync(readme, 'utf8');
+  const start = '<!-- bench:start -->';
+  const end = '<!-- bench:end -->';
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a >= 0 && b > a) {
+    const body = lines.slice(2).join('\n').replace(/^## /gm, '### ');
+    writeFileSync(readme, `${text.slice(0, a + start.length)}\n\n${body}\n${text.slice(b)}`);
+    console.log(`updated ${readme}`);
+  }
+}
