@@ -54,6 +54,7 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     maxRetries: config.cache.maxRetries,
     connectTimeout: config.cache.connectTimeout,
     commandTimeout: config.cache.commandTimeout,
+    reconnectMax: Math.min(config.health.retryInterval, 2_000),
   });
   const health = new HealthTracker({
     failureThreshold: config.health.failureThreshold,

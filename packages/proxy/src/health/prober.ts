@@ -63,7 +63,7 @@ export class Prober {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        node.redis().ping(),
+        node.pingAll(),
         new Promise((_, reject) => {
           timer = setTimeout(
             () => reject(new Error(`PING timed out after ${this.opts.timeout} ms`)),

@@ -8,6 +8,8 @@ export interface NodeClientOptions {
   maxRetries: number;
   connectTimeout: number;
   commandTimeout: number;
+  /** Longest pause between reconnect attempts (ms); keeps re-add after a restart quick. */
+  reconnectMax?: number;
 }
 
 /** The Redis connections of one node: `poolSize` auto-pipelined ioredis clients, used round-robin. */
@@ -37,7 +39,8 @@ export class NodeClient {
           enableOfflineQueue: false,
           enableReadyCheck: true,
           lazyConnect: false,
-          retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+          retryStrategy: (times: number) =>
+            Math.min(50 * 2 ** Math.min(times, 6), opts.reconnectMax ?? 2_000),
           reconnectOnError: () => false,
           connectionName: 'dcache',
         }),
@@ -50,6 +53,11 @@ export class NodeClient {
     const c = this.clients[this.cursor] as Redis;
     this.cursor = (this.cursor + 1) % this.clients.length;
     return c;
+  }
+
+  /** PING every connection: a node is healthy only when all of them answer. */
+  async pingAll(): Promise<void> {
+    await Promise.all(this.clients.map((c) => c.ping()));
   }
 
   /** True when at least one connection is ready. */
