@@ -214,7 +214,7 @@ lint "HEALTHCHECK on /health/live" '^HEALTHCHECK .*|/health/live'
 lint "EXPOSE 8080" '^EXPOSE 8080'
 lint "STOPSIGNAL SIGTERM" '^STOPSIGNAL SIGTERM'
 lint "exec-form CMD running packages/proxy/dist/main.js" '^CMD \["node", "packages/proxy/dist/main.js"\]'
-check "Dockerfile: copies every workspace manifest (npm ci needs them)"
+check "Dockerfile: build stage copies every workspace manifest, runtime proxy+ring"
 if out="$(
   node --input-type=module - <<'EOF' 2>&1
 import { readFileSync } from 'node:fs';
@@ -223,6 +223,8 @@ const df = readFileSync('docker/Dockerfile', 'utf8');
 const missing = [];
 for (const w of ws) {
   if (!df.includes(`COPY ${w}/package.json ${w}/`)) missing.push(`build stage: COPY ${w}/package.json`);
+}
+for (const w of ['packages/ring', 'packages/proxy']) {
   if (!df.includes(`COPY --from=build /app/${w}/package.json ${w}/`)) missing.push(`runtime stage: ${w}/package.json`);
 }
 if (missing.length) { console.error(missing.join('\n')); process.exit(1); }
