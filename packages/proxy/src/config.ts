@@ -9,6 +9,7 @@ interface Setting {
   /** Dotted YAML path, e.g. `server.port`; env is `DC_SERVER_PORT`, flag `--server-port`. */
   readonly path: string;
   readonly kind: Kind;
+  /** The default, already typed: milliseconds for durations, bytes for sizes. */
   readonly def: unknown;
   readonly doc: string;
   readonly min?: number;
@@ -401,11 +402,13 @@ export function loadConfig({
     }
     const section_ = camel(section);
     out[section_] ??= {};
-    (out[section_] as Record<string, unknown>)[camel(key)] = coerce(
-      s,
-      raw,
-      source === 'default' ? envName(s.path) : source,
-    );
+    // Defaults are already typed (durations in ms): coercing them would read 30_000 as seconds.
+    (out[section_] as Record<string, unknown>)[camel(key)] =
+      source === 'default'
+        ? Array.isArray(s.def)
+          ? [...(s.def as readonly unknown[])]
+          : s.def
+        : coerce(s, raw, source);
   }
   const cfg = out as unknown as Config;
   crossCheck(cfg, env);
