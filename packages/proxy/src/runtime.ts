@@ -67,7 +67,7 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     config.replication.factor,
     config.replication.warmupWindow,
   );
-  const exec = new Executor(pool, health, metrics);
+  const exec = new Executor(pool, health, metrics, config.cache.commandTimeout);
   const cache = new CacheService({ router, exec, journal, metrics, log });
   const prober = new Prober(pool, health, {
     interval: config.health.interval,

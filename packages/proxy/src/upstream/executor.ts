@@ -13,11 +13,13 @@ export class Executor {
   private readonly health: HealthTracker;
   private readonly metrics: Metrics;
   private readonly timers = new Map<string, Timer>();
+  private readonly deadlineMs: number;
 
-  constructor(pool: NodePool, health: HealthTracker, metrics: Metrics) {
+  constructor(pool: NodePool, health: HealthTracker, metrics: Metrics, deadlineMs: number) {
     this.pool = pool;
     this.health = health;
     this.metrics = metrics;
+    this.deadlineMs = deadlineMs;
   }
 
   /** Run `fn` on a connection of `node`; rejects with a DcacheError (NODE_TIMEOUT/UNAVAILABLE/ERROR). */
@@ -27,7 +29,7 @@ export class Executor {
       throw new DcacheError('NODE_UNAVAILABLE', `node ${node} is not in the pool`, { node });
     const start = performance.now();
     try {
-      const out = await fn(client.redis());
+      const out = await withDeadline(fn(client.redis()), this.deadlineMs);
       this.timer(node, op).observe((performance.now() - start) / 1_000);
       this.health.success(node);
       return out;
@@ -54,4 +56,25 @@ export class Executor {
     for (const k of [...this.timers.keys()])
       if (k.startsWith(`${node}\u0000`)) this.timers.delete(k);
   }
+}
+
+/**
+ * Our own deadline per call. ioredis serves one auto-pipeline per connection at a time, so behind a
+ * hung node a command can wait for the previous pipeline's timeout before its own starts; this
+ * bound holds from the moment the request asked, whatever ioredis queues.
+ */
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`Command timed out after ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
 }
