@@ -5,6 +5,16 @@ import type { Runtime } from '../runtime.js';
 import { checkKey, checkKeyList, checkObject, checkTtl, serializeValue } from '../validate.js';
 import { errorSchema, failedSchema, ttlSchema } from './schemas.js';
 
+/** Body of a batch GET (documentation only: the route splices stored JSON text itself). */
+const batchGetSchema = {
+  type: 'object',
+  properties: {
+    items: { type: 'object', additionalProperties: {} },
+    missing: { type: 'array', items: { type: 'string' } },
+    failed: failedSchema,
+  },
+} as const;
+
 /** 200 when nothing failed, 207 when some keys failed, 503 ALL_FAILED when every key did. */
 function batchStatus(total: number, failed: FailedMap): number {
   const n = Object.keys(failed).length;
@@ -106,6 +116,11 @@ export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
           properties: { keys: { type: 'array', items: { type: 'string' } } },
           required: ['keys'],
         },
+        response: {
+          200: batchGetSchema,
+          207: batchGetSchema,
+          '4xx': errorSchema,
+        },
       },
     },
     async (req, reply) => {
@@ -146,6 +161,7 @@ export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
             type: 'object',
             properties: { deleted: { type: 'integer' }, failed: failedSchema },
           },
+          '4xx': errorSchema,
         },
       },
     },

@@ -79,7 +79,18 @@ export function cacheRoutes(app: FastifyInstance, rt: Runtime): void {
 
   app.head<KeyReq>(
     '/api/v1/cache/:key',
-    { schema: { summary: 'Does the key exist', params: keyParams } },
+    {
+      // @fastify/swagger leaves HEAD routes out unless asked; this one is part of the API.
+      config: { swagger: { exposeHeadRoute: true } },
+      schema: {
+        summary: 'Does the key exist (no body)',
+        params: keyParams,
+        response: {
+          200: { description: 'the key exists', type: 'null' },
+          404: { description: 'the key does not exist', type: 'null' },
+        },
+      },
+    },
     async (req, reply) => {
       const key = checkKey(req.params.key, maxKey);
       const found = await cache.exists(key);
