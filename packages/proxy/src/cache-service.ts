@@ -147,10 +147,14 @@ export class CacheService {
     const failed: FailedMap = {};
     const missed = new Set<string>();
     const candidates = new Map<string, string[]>();
+    const prevOf = new Map<string, string>();
     for (const k of unique) {
       const owners = this.router.owners(k);
       const prev = this.router.previousOwner(k, owners[0]);
-      candidates.set(k, prev && !owners.includes(prev) ? [...owners, prev] : owners);
+      if (prev && !owners.includes(prev)) {
+        prevOf.set(k, prev);
+        candidates.set(k, [...owners, prev]);
+      } else candidates.set(k, owners);
     }
     const nodesUsed = new Set<string>();
     let pending = unique;
@@ -179,13 +183,18 @@ export class CacheService {
               if (v !== null && v !== undefined) {
                 found.set(k, v);
                 delete failed[k];
-                if (round > 0) hitsHere.push([k, v]);
+                if (round > 0) {
+                  hitsHere.push([k, v]);
+                  if (prevOf.get(k) === node) this.m.warmupReads.inc({ result: 'hit' });
+                  else this.m.fallbackReads.inc();
+                }
               } else {
+                if (prevOf.get(k) === node) this.m.warmupReads.inc({ result: 'miss' });
                 missed.add(k);
                 next.push(k);
               }
             });
-            if (hitsHere.length > 0) void this.repairMany(node, hitsHere, candidates);
+            if (hitsHere.length > 0) void this.repairMany(node, hitsHere, candidates, prevOf);
           } catch (e) {
             const code = (e as DcacheError).code ?? 'NODE_ERROR';
             for (const k of ks) {
@@ -349,6 +358,7 @@ export class CacheService {
     source: string,
     hits: [string, string][],
     candidates: Map<string, string[]>,
+    prevOf: Map<string, string>,
   ): Promise<void> {
     let pttls: number[];
     try {
@@ -361,7 +371,10 @@ export class CacheService {
     } catch {
       return;
     }
-    const byTarget = new Map<string, { key: string; value: string; pttl: number }[]>();
+    const byTarget = new Map<
+      string,
+      { key: string; value: string; pttl: number; warmup: boolean }[]
+    >();
     hits.forEach(([key, value], i) => {
       const pttl = pttls[i] ?? -2;
       if (pttl === -2) return;
@@ -373,7 +386,7 @@ export class CacheService {
           list = [];
           byTarget.set(t, list);
         }
-        list.push({ key, value, pttl });
+        list.push({ key, value, pttl, warmup: prevOf.get(key) === source });
       }
     });
     await Promise.all(
@@ -387,7 +400,11 @@ export class CacheService {
             }
             return pl.exec();
           })
-          .then(() => this.m.readRepairs.inc(list.length))
+          .then(() => {
+            const warm = list.filter((it) => it.warmup).length;
+            if (warm > 0) this.m.warmupCopies.inc(warm);
+            if (list.length > warm) this.m.readRepairs.inc(list.length - warm);
+          })
           .catch(() => {}),
       ),
     );
