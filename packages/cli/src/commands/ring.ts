@@ -1,0 +1,350 @@
+import type { OwnerInfo, RingView } from '@dcache/client';
+import type { Argv } from 'yargs';
+import { type Ctx, command, type Session } from '../context.js';
+import { UsageError } from '../errors.js';
+import { count, type Output, paint, percent, table, yesNo } from '../output.js';
+import { type Plan, type PlanChange, planChange } from '../plan.js';
+
+/** Print a ring as a header line and a node table. */
+export function printRing(out: Output, r: RingView): void {
+  const c = out.color;
+  const active = r.nodes.filter((n) => n.state === 'active').length;
+  out.line(
+    `ring v${r.version}  checksum ${r.checksum.slice(0, 12)}  hash ${r.hash}` +
+      `${r.hash_tag ? `  hash tag ${r.hash_tag}` : ''}  replication ${r.replication_factor}` +
+      `  nodes ${active} active${r.nodes.length > active ? `, ${r.nodes.length - active} other` : ''}`,
+  );
+  out.line(
+    table(
+      [
+        { header: 'node' },
+        { header: 'address' },
+        { header: 'weight', align: 'r' },
+        { header: 'state' },
+        { header: 'healthy' },
+        { header: 'share', align: 'r' },
+      ],
+      r.nodes.map((n) => [
+        n.id,
+        n.address,
+        String(n.weight),
+        n.state === 'active' ? n.state : paint(c, 'yellow', n.state),
+        n.healthy ? yesNo(c, true) : `${yesNo(c, false)} (${n.breaker})`,
+        percent(n.share),
+      ]),
+    ),
+  );
+  if (r.peers.length > 0) {
+    const names = r.peers.map((p) => {
+      if (p && typeof p === 'object' && !Array.isArray(p)) {
+        const label = p.url ?? p.id ?? p.address;
+        if (typeof label === 'string') return label;
+      }
+      return typeof p === 'string' ? p : JSON.stringify(p);
+    });
+    out.line(`peers: ${names.join(', ')}`);
+  }
+}
+
+function printOwner(out: Output, o: OwnerInfo): void {
+  out.line(
+    table(
+      [
+        { header: 'key' },
+        { header: 'node' },
+        { header: 'home' },
+        { header: 'replicas' },
+        { header: 'hash', align: 'r' },
+        { header: 'ring', align: 'r' },
+      ],
+      [
+        [
+          o.key,
+          o.node ?? paint(out.color, 'red', 'none'),
+          o.home,
+          o.replicas.length ? o.replicas.join(',') : '-',
+          String(o.hash),
+          `v${o.ring_version}`,
+        ],
+      ],
+    ),
+  );
+}
+
+function weightCell(before: number | null, after: number | null): string {
+  if (before === after) return String(before);
+  return `${before ?? '-'} → ${after ?? '-'}`;
+}
+
+/** Print a plan: per-node shares and synthetic keys before/after, then the fractions that move. */
+export function printPlan(out: Output, p: Plan): void {
+  const c = out.color;
+  const ch = p.change;
+  const what =
+    ch.op === 'add'
+      ? `add ${ch.id} (weight ${ch.weight})`
+      : `remove ${ch.id}${ch.in_ring ? '' : ` (${paint(c, 'yellow', 'not in the ring: nothing moves')})`}`;
+  out.line(
+    `plan: ${what} on ring v${p.ring_version}: ${p.nodes_before} → ${p.nodes_after} nodes, hash ${p.hash}${p.hash_tag ? `, hash tag ${p.hash_tag}` : ''}`,
+  );
+  out.line(`dry run: nothing was changed`);
+  out.line();
+  out.line(
+    table(
+      [
+        { header: 'node' },
+        { header: 'weight', align: 'r' },
+        { header: 'share before', align: 'r' },
+        { header: 'share after', align: 'r' },
+        { header: 'keys before', align: 'r' },
+        { header: 'keys after', align: 'r' },
+        { header: 'moved out', align: 'r' },
+        { header: 'moved in', align: 'r' },
+      ],
+      p.nodes.map((n) => [
+        n.id === ch.id ? paint(c, 'bold', n.id) : n.id,
+        weightCell(n.weight_before, n.weight_after),
+        percent(n.share_before),
+        percent(n.share_after),
+        count(n.keys_before),
+        count(n.keys_after),
+        count(n.moved_out),
+        count(n.moved_in),
+      ]),
+    ),
+  );
+  out.line();
+  const idealWhy = ch.op === 'add' ? "the new node's share" : "the removed node's share";
+  out.line(
+    `synthetic keys: ${count(p.synthetic.moved)} of ${count(p.synthetic.keys)} move (${percent(p.synthetic.fraction)}); ideal ${percent(p.ideal_fraction)} (${idealWhy})`,
+  );
+  if (p.sample) {
+    out.line(
+      `sample of real keys: ${count(p.sample.moved)} of ${count(p.sample.keys)} move (${percent(p.sample.fraction)})`,
+    );
+  }
+}
+
+/** A yargs `coerce` for a positive integer option; `name` appears in the error. */
+export function positiveInt(name: string) {
+  return (v: unknown): number | undefined => {
+    if (v === undefined) return undefined;
+    const text = String(Array.isArray(v) ? v[v.length - 1] : v).trim();
+    const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < 1)
+      throw new UsageError(`${name} must be a positive integer, got ${JSON.stringify(text)}`);
+    return n;
+  };
+}
+
+async function sampleKeys(ctx: Ctx, n: number): Promise<string[]> {
+  const seen = new Set<string>();
+  for await (const page of ctx.client().scan({ limit: Math.min(n, 1_000) })) {
+    for (const k of page.keys) {
+      seen.add(k);
+      if (seen.size >= n) return [...seen];
+    }
+  }
+  return [...seen];
+}
+
+async function runPlan(
+  ctx: Ctx,
+  change: PlanChange,
+  argv: { keys?: number | undefined; sample?: number | undefined; hashTag?: string | undefined },
+): Promise<number> {
+  const client = ctx.client();
+  const view = await client.ring();
+  const sample = argv.sample ? await sampleKeys(ctx, argv.sample) : undefined;
+  const plan = planChange(view, change, {
+    syntheticKeys: argv.keys ?? 100_000,
+    ...(sample ? { sample } : {}),
+    ...(argv.hashTag !== undefined ? { hashTag: argv.hashTag } : {}),
+  });
+  if (ctx.out.json) ctx.out.emit(plan);
+  else printPlan(ctx.out, plan);
+  return 0;
+}
+
+/** `dcache ring list|add|remove|drain|activate|weight|owner|plan`. */
+export function ringCommands(y: Argv, s: Session): Argv {
+  return y.command('ring', 'Show and change the ring', (r) => {
+    let ry = r as Argv;
+    ry = command(ry, s, {
+      command: 'list',
+      describe: 'The ring: nodes, address, weight, state, health, key share',
+      usage: 'dcache ring list',
+      builder: (b) => b,
+      handler: async (_a, ctx) => {
+        const view = await ctx.client().ring();
+        if (ctx.out.json) ctx.out.emit(view);
+        else printRing(ctx.out, view);
+        return 0;
+      },
+    });
+    ry = command(ry, s, {
+      command: 'add <address>',
+      describe: 'Add a Redis node to the ring (admin token)',
+      usage: 'dcache ring add <address> [--weight N]',
+      builder: (b) =>
+        b
+          .positional('address', { type: 'string', demandOption: true, describe: 'host:port' })
+          .option('weight', {
+            type: 'string',
+            describe: 'Weight (integer ≥ 1)',
+            coerce: positiveInt('--weight'),
+          }),
+      handler: async (a, ctx) => {
+        const view = await ctx
+          .client()
+          .addNode(a.address, a.weight === undefined ? {} : { weight: a.weight });
+        if (ctx.out.json) ctx.out.emit(view);
+        else {
+          const added = view.nodes.find((n) => n.address === a.address);
+          ctx.out.line(
+            `added ${added?.id ?? a.address} (weight ${added?.weight ?? a.weight ?? 1}): ring is now v${view.version}`,
+          );
+          printRing(ctx.out, view);
+        }
+        return 0;
+      },
+    });
+    ry = command(ry, s, {
+      command: 'remove <id>',
+      describe: 'Remove a node from the ring (admin token)',
+      usage: 'dcache ring remove <id>',
+      builder: (b) =>
+        b.positional('id', { type: 'string', demandOption: true, describe: 'node id' }),
+      handler: async (a, ctx) => {
+        const view = await ctx.client().removeNode(a.id);
+        if (ctx.out.json) ctx.out.emit(view);
+        else {
+          ctx.out.line(`removed ${a.id}: ring is now v${view.version}`);
+          printRing(ctx.out, view);
+        }
+        return 0;
+      },
+    });
+    ry = command(ry, s, {
+      command: 'drain <id>',
+      describe: 'Take a node out of the ring, keeping it as a read fallback (admin token)',
+      usage: 'dcache ring drain <id>',
+      builder: (b) =>
+        b.positional('id', { type: 'string', demandOption: true, describe: 'node id' }),
+      handler: async (a, ctx) => {
+        const view = await ctx.client().drainNode(a.id);
+        if (ctx.out.json) ctx.out.emit(view);
+        else {
+          ctx.out.line(`draining ${a.id}: ring is now v${view.version}`);
+          printRing(ctx.out, view);
+        }
+        return 0;
+      },
+    });
+    ry = command(ry, s, {
+      command: 'activate <id>',
+      describe: 'Put a draining node back into the ring (admin token)',
+      usage: 'dcache ring activate <id>',
+      builder: (b) =>
+        b.positional('id', { type: 'string', demandOption: true, describe: 'node id' }),
+      handler: async (a, ctx) => {
+        const view = await ctx.client().updateNode(a.id, { state: 'active' });
+        if (ctx.out.json) ctx.out.emit(view);
+        else {
+          ctx.out.line(`activated ${a.id}: ring is now v${view.version}`);
+          printRing(ctx.out, view);
+        }
+        return 0;
+      },
+    });
+    ry = command(ry, s, {
+      command: 'weight <id> <weight>',
+      describe: "Change a node's weight (admin token)",
+      usage: 'dcache ring weight <id> <weight>',
+      builder: (b) =>
+        b
+          .positional('id', { type: 'string', demandOption: true, describe: 'node id' })
+          .positional('weight', {
+            type: 'string',
+            demandOption: true,
+            describe: 'integer ≥ 1',
+            coerce: positiveInt('weight'),
+          }),
+      handler: async (a, ctx) => {
+        const view = await ctx.client().updateNode(a.id, { weight: a.weight as number });
+        if (ctx.out.json) ctx.out.emit(view);
+        else {
+          ctx.out.line(`${a.id} weight ${a.weight}: ring is now v${view.version}`);
+          printRing(ctx.out, view);
+        }
+        return 0;
+      },
+    });
+    ry = command(ry, s, {
+      command: 'owner <key>',
+      describe: 'Which node serves a key',
+      usage: 'dcache ring owner <key>',
+      builder: (b) => b.positional('key', { type: 'string', demandOption: true }),
+      handler: async (a, ctx) => {
+        const o = await ctx.client().owner(a.key);
+        if (ctx.out.json) ctx.out.emit(o);
+        else printOwner(ctx.out, o);
+        return 0;
+      },
+    });
+    ry = ry.command(
+      'plan',
+      'Dry run of a ring change, computed locally: shares and keys that would move',
+      (p) => {
+        const planOpts = <T>(b: Argv<T>) =>
+          b
+            .option('keys', {
+              type: 'string',
+              describe: 'Synthetic keys to place',
+              default: 100_000,
+              coerce: positiveInt('--keys'),
+            })
+            .option('sample', {
+              type: 'string',
+              describe: 'Also place up to N real keys listed by SCAN',
+              coerce: positiveInt('--sample'),
+            })
+            .option('hash-tag', {
+              type: 'string',
+              describe: 'Hash tag to apply, e.g. {} (default: the ring’s)',
+            });
+        let py = p as Argv;
+        py = command(py, s, {
+          command: 'add <address>',
+          describe: 'What adding a node would move',
+          usage: 'dcache ring plan add <address> [--weight N] [--sample N]',
+          builder: (b) =>
+            planOpts(b)
+              .positional('address', { type: 'string', demandOption: true, describe: 'host:port' })
+              .option('weight', {
+                type: 'string',
+                describe: 'Weight (integer ≥ 1)',
+                default: 1,
+                coerce: positiveInt('--weight'),
+              }),
+          handler: (a, ctx) =>
+            runPlan(ctx, { op: 'add', address: a.address, weight: a.weight ?? 1 }, a),
+        });
+        py = command(py, s, {
+          command: 'remove <id>',
+          describe: 'What removing (or draining) a node would move',
+          usage: 'dcache ring plan remove <id> [--sample N]',
+          builder: (b) =>
+            planOpts(b).positional('id', {
+              type: 'string',
+              demandOption: true,
+              describe: 'node id',
+            }),
+          handler: (a, ctx) => runPlan(ctx, { op: 'remove', id: a.id }, a),
+        });
+        return py.demandCommand(1, 'give a change: dcache ring plan add <address> | remove <id>');
+      },
+    );
+    return ry.demandCommand(1, 'give a ring command (dcache ring --help lists them)');
+  });
+}
