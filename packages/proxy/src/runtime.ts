@@ -1,7 +1,7 @@
 import type { MembershipDoc, RingOptions } from '@dcache/ring';
 import type { Logger } from 'pino';
 import { CacheService } from './cache-service.js';
-import type { Config } from './config.js';
+import { type Config, ConfigError, envName } from './config.js';
 import { HealthTracker } from './health/health-tracker.js';
 import { Prober } from './health/prober.js';
 import { StaleJournal } from './health/stale-journal.js';
@@ -9,6 +9,7 @@ import { MembershipHolder, type RingSnapshot, seedDoc } from './membership/membe
 import { BREAKER_STATES, createMetrics, type Metrics } from './metrics.js';
 import { Router } from './router.js';
 import { Executor } from './upstream/executor.js';
+import { isAuthError } from './upstream/node-client.js';
 import { NodePool } from './upstream/node-pool.js';
 
 /** Everything a proxy runs on; `buildApp` serves it over HTTP. */
@@ -179,6 +180,23 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     state,
     async start() {
       await Promise.all(pool.all().map((n) => n.waitReady(config.cache.connectTimeout)));
+      // A refused password is a configuration error, not an outage: stop at start with its name.
+      const refused = pool.all().filter((n) => !n.connected && isAuthError(n.lastError));
+      if (refused.length > 0) {
+        await pool.close();
+        const first = refused[0] as (typeof refused)[number];
+        throw new ConfigError(
+          envName('cache.password'),
+          `Redis ${refused.map((n) => n.address).join(', ')} refused the credentials (${first.lastError?.split('.')[0]})`,
+        );
+      }
+      for (const n of pool.all()) {
+        if (!n.connected)
+          log.warn(
+            { node: n.id, err: n.lastError },
+            'node not reachable at start; it will be probed',
+          );
+      }
       prober.start();
     },
     async close() {

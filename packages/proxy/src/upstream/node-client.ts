@@ -18,6 +18,8 @@ export class NodeClient {
   readonly address: string;
   private readonly clients: Redis[];
   private cursor = 0;
+  /** The last connection error, cleared when a connection becomes ready. */
+  lastError: string | undefined;
 
   constructor(id: string, address: string, opts: NodeClientOptions) {
     this.id = id;
@@ -45,7 +47,15 @@ export class NodeClient {
           connectionName: 'dcache',
         }),
     );
-    for (const c of this.clients) c.on('error', () => {}); // surfaced per command and by the prober
+    // Surfaced per command and by the prober; the last one explains why a node cannot connect.
+    for (const c of this.clients) {
+      c.on('error', (e: Error) => {
+        this.lastError = e.message;
+      });
+      c.on('ready', () => {
+        this.lastError = undefined;
+      });
+    }
   }
 
   /** The next client, round-robin. */
@@ -93,6 +103,11 @@ export class NodeClient {
       }),
     );
   }
+}
+
+/** True when a connection error means the credentials were refused (wrong or missing password). */
+export function isAuthError(message: string | undefined): boolean {
+  return message !== undefined && /WRONGPASS|NOAUTH|invalid password|AUTH failed/i.test(message);
 }
 
 /** `host:port` (or `[v6]:port`) → parts. */
