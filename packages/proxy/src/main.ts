@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { type Config, ConfigError, loadConfig, redact } from './config.js';
 import { createLogger } from './log.js';
+import { StateFileError } from './membership/state-file.js';
 import { startServer } from './server.js';
 
 /** Process entry: load config (exit 2 on a bad setting), listen, shut down gracefully on SIGTERM/SIGINT. */
@@ -28,6 +29,11 @@ export async function run(config: Config): Promise<void> {
   try {
     server = await startServer(config, { log });
   } catch (e) {
+    if (e instanceof StateFileError) {
+      // One line, no stack: the message says which file and what to do.
+      process.stderr.write(`dcache: ${e.message}\n`);
+      process.exit(1);
+    }
     log.fatal({ err: e }, 'start-up failed');
     process.stderr.write(`dcache: start-up failed: ${(e as Error).message}\n`);
     process.exit(1);

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { type AppOptions, buildApp } from './app.js';
 import type { Config } from './config.js';
 import { createLogger } from './log.js';
+import { type Cluster, initialMembership, setupCluster } from './membership/cluster.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 
 /** A listening proxy. */
@@ -22,22 +23,52 @@ export interface StartOptions extends RuntimeOptions, AppOptions {
   setup?: (rt: Runtime) => Promise<AppOptions | undefined> | AppOptions | undefined;
   /** Called during close, before Redis clients close. */
   teardown?: () => Promise<void>;
+  /**
+   * Membership wiring (default true): state file, peer sync and /internal/v1 routes (with a
+   * cluster token), X-Ring-Version / X-Ring-Checksum headers. `false` starts from `doc` or
+   * the seed with an in-memory membership only.
+   */
+  membership?: boolean;
 }
 
 /** Build the runtime and app from a config and listen. */
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logger);
-  const rt = createRuntime(config, log, opts);
-  const extra = (await opts.setup?.(rt)) ?? {};
-  const app = await buildApp(rt, {
-    plugins: [...(opts.plugins ?? []), ...(extra.plugins ?? [])],
-    ...((extra.responseHeaders ?? opts.responseHeaders)
-      ? { responseHeaders: extra.responseHeaders ?? opts.responseHeaders }
-      : {}),
-  } as AppOptions);
-  await rt.start();
-  const address = await app.listen({ host: config.server.host, port: config.server.port });
-  const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
+  // Throws StateFileError on a corrupt state file: never start from an empty or guessed ring.
+  const init =
+    opts.membership === false
+      ? undefined
+      : await initialMembership(config, log, opts.doc ? { doc: opts.doc } : {});
+  const rt = createRuntime(config, log, init ? { ...opts, doc: init.doc } : opts);
+  let cluster: Cluster | undefined;
+  let app: FastifyInstance;
+  let url: string;
+  try {
+    cluster = init ? await setupCluster(rt, init) : undefined;
+    const extra = (await opts.setup?.(rt)) ?? {};
+    const headerFns = [
+      cluster?.appOptions.responseHeaders,
+      extra.responseHeaders ?? opts.responseHeaders,
+    ].filter((f): f is () => Record<string, string> => f !== undefined);
+    app = await buildApp(rt, {
+      plugins: [
+        ...(cluster?.appOptions.plugins ?? []),
+        ...(opts.plugins ?? []),
+        ...(extra.plugins ?? []),
+      ],
+      ...(headerFns.length > 0
+        ? { responseHeaders: () => Object.assign({}, ...headerFns.map((f) => f())) }
+        : {}),
+    } as AppOptions);
+    await rt.start();
+    const address = await app.listen({ host: config.server.host, port: config.server.port });
+    url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
+  } catch (e) {
+    await cluster?.stop().catch(() => {});
+    await rt.close().catch(() => {});
+    throw e;
+  }
+  cluster?.started(url);
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
@@ -56,6 +87,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         log.warn({ timeout_ms: limit }, 'drain timeout reached: closing remaining connections');
         app.server.closeAllConnections();
       }
+      await cluster?.stop();
       await opts.teardown?.();
       await rt.close();
     })();

@@ -1,8 +1,16 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { requireAdmin } from '../auth.js';
 import { DcacheError } from '../errors.js';
+import {
+  type AddNodeInput,
+  membershipOf,
+  type UpdateNodeInput,
+} from '../membership/membership-manager.js';
+import { persisterOf } from '../membership/state-file.js';
+import { peerSyncOf } from '../peers/peer-sync.js';
 import type { Runtime } from '../runtime.js';
-import { checkKey } from '../validate.js';
-import { keyParams } from './schemas.js';
+import { checkKey, checkObject } from '../validate.js';
+import { adminSecurity, errorSchema, keyParams } from './schemas.js';
 
 /** The ring as the API shows it: version, checksum, nodes with health and key share. */
 export function ringView(rt: Runtime) {
@@ -32,12 +40,139 @@ export function ringView(rt: Runtime) {
   };
 }
 
-/** GET /api/v1/ring and GET /api/v1/ring/owner/{key}. */
-export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
-  app.get('/api/v1/ring', { schema: { summary: 'The ring: version, nodes, peers' } }, async () => ({
+/** GET /api/v1/ring: the ring, this proxy's identity and its peers with their last exchange. */
+export function fullRingView(rt: Runtime) {
+  const sync = peerSyncOf(rt);
+  const manager = membershipOf(rt);
+  return {
     ...ringView(rt),
-    peers: [] as unknown[],
-  }));
+    node_id: rt.config.cluster.nodeId,
+    seeded: manager.seeded,
+    peer_sync: sync ? 'on' : 'off',
+    peers: sync?.list() ?? [],
+  };
+}
+
+const nodeIdParams = {
+  type: 'object',
+  properties: {
+    id: { type: 'string', description: 'node id (host:port or a name), percent-encoded' },
+  },
+  required: ['id'],
+} as const;
+
+const ADD_FIELDS = new Set(['address', 'weight', 'id']);
+const PATCH_FIELDS = new Set(['weight', 'state']);
+
+function checkFields(body: Record<string, unknown>, allowed: Set<string>): void {
+  for (const k of Object.keys(body)) {
+    if (!allowed.has(k)) {
+      throw new DcacheError(
+        'INVALID_BODY',
+        `unknown field ${JSON.stringify(k)}; expected ${[...allowed].join(', ')}`,
+      );
+    }
+  }
+}
+
+/** Ring routes: GET ring and owner; admin POST/DELETE/PATCH of nodes. */
+export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
+  const admin = (req: FastifyRequest) => requireAdmin(req, rt.config.admin.token);
+  // The change is live when these answer; they also wait (bounded) for the state file.
+  const saved = async () => {
+    await persisterOf(rt)?.flushed();
+    return fullRingView(rt);
+  };
+
+  app.get('/api/v1/ring', { schema: { summary: 'The ring: version, nodes, peers' } }, async () =>
+    fullRingView(rt),
+  );
+
+  app.post<{ Body: unknown }>(
+    '/api/v1/ring/nodes',
+    {
+      schema: {
+        summary: 'Add a Redis node to the ring',
+        security: adminSecurity,
+        body: {
+          type: 'object',
+          properties: {
+            address: { type: 'string', description: 'host:port' },
+            weight: { type: 'integer', minimum: 1, maximum: 1000 },
+            id: { type: 'string', description: 'a name instead of host:port' },
+          },
+          required: ['address'],
+        },
+        response: { '4xx': errorSchema },
+      },
+    },
+    async (req, reply) => {
+      admin(req);
+      const body = checkObject(req.body, 'the body');
+      checkFields(body, ADD_FIELDS);
+      if (typeof body.address !== 'string') {
+        throw new DcacheError('INVALID_ADDRESS', 'the body must be {"address": "host:port"}');
+      }
+      if (body.id !== undefined && (typeof body.id !== 'string' || body.id === '')) {
+        throw new DcacheError('INVALID_BODY', '"id" must be a non-empty string');
+      }
+      const input: AddNodeInput = { address: body.address };
+      if (body.weight !== undefined) input.weight = body.weight as number;
+      if (body.id !== undefined) input.id = body.id as string;
+      membershipOf(rt).addNode(input);
+      return reply.code(201).send(await saved());
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/api/v1/ring/nodes/:id',
+    {
+      schema: {
+        summary: 'Remove a node from the ring',
+        security: adminSecurity,
+        params: nodeIdParams,
+        response: { '4xx': errorSchema },
+      },
+    },
+    async (req) => {
+      admin(req);
+      membershipOf(rt).removeNode(req.params.id);
+      return saved();
+    },
+  );
+
+  app.patch<{ Params: { id: string }; Body: unknown }>(
+    '/api/v1/ring/nodes/:id',
+    {
+      schema: {
+        summary: "Change a node's weight or state (active, draining)",
+        security: adminSecurity,
+        params: nodeIdParams,
+        body: {
+          type: 'object',
+          properties: {
+            weight: { type: 'integer', minimum: 1, maximum: 1000 },
+            state: { type: 'string', enum: ['active', 'draining'] },
+          },
+        },
+        response: { '4xx': errorSchema },
+      },
+    },
+    async (req) => {
+      admin(req);
+      const body = checkObject(req.body, 'the body');
+      checkFields(body, PATCH_FIELDS);
+      if (body.weight === undefined && body.state === undefined) {
+        throw new DcacheError('INVALID_BODY', 'the body must set "weight" or "state"');
+      }
+      const patch: UpdateNodeInput = {};
+      if (body.weight !== undefined) patch.weight = body.weight as number;
+      if (body.state !== undefined) patch.state = body.state as UpdateNodeInput['state'] & string;
+      membershipOf(rt).updateNode(req.params.id, patch);
+      return saved();
+    },
+  );
+
   app.get<{ Params: { key: string } }>(
     '/api/v1/ring/owner/:key',
     { schema: { summary: 'Which node serves a key', params: keyParams } },

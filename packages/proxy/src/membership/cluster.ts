@@ -1,0 +1,181 @@
+import { hostname } from 'node:os';
+import { activeNodes, emptyDoc, type MembershipDoc, merge } from '@dcache/ring';
+import type { Logger } from 'pino';
+import type { AppOptions } from '../app.js';
+import type { Config } from '../config.js';
+import { PeerClient } from '../peers/peer-client.js';
+import { attachPeerSync, PeerSync } from '../peers/peer-sync.js';
+import { type Exchange, normalizePeerUrl, PATHS, parseExchange } from '../peers/protocol.js';
+import { internalRoutes } from '../routes/internal.js';
+import type { Runtime } from '../runtime.js';
+import { seedDoc } from './membership-holder.js';
+import { attachMembership, MembershipManager } from './membership-manager.js';
+import { attachPersister, readStateFile, StatePersister } from './state-file.js';
+
+/** The document a proxy starts from and where it came from. */
+export interface InitialMembership {
+  doc: MembershipDoc;
+  /** Only the DC_CACHE_ADDRESSES seed (no state file, no peer with cluster history). */
+  seeded: boolean;
+  source: 'given' | 'file' | 'peer' | 'seed';
+}
+
+/** How long start-up waits for peers' documents before falling back to the seed list. */
+export const BOOTSTRAP_TIMEOUT = 1_500;
+
+/**
+ * Where the membership comes from at start: the state file if there is one (a corrupt one
+ * throws StateFileError); else the peers' documents if any peer answers within
+ * `timeout`; else the DC_CACHE_ADDRESSES seed.
+ */
+export async function initialMembership(
+  config: Config,
+  log: Logger,
+  opts: { doc?: MembershipDoc; timeout?: number } = {},
+): Promise<InitialMembership> {
+  if (opts.doc) return { doc: opts.doc, seeded: false, source: 'given' };
+  const { stateFile, token, peers, nodeId } = config.cluster;
+  if (stateFile !== '') {
+    const state = await readStateFile(stateFile);
+    if (state) {
+      log.info(
+        { path: stateFile, nodes: activeNodes(state.doc).length, seeded: state.seeded },
+        'membership loaded from the state file',
+      );
+      return { doc: state.doc, seeded: state.seeded, source: 'file' };
+    }
+  }
+  const seed = seedDoc(config.cache.addresses);
+  if (token === '' || peers.length === 0) return { doc: seed, seeded: true, source: 'seed' };
+  const answers = await fetchPeerDocs(peers, token, nodeId, opts.timeout ?? BOOTSTRAP_TIMEOUT);
+  const real = answers.filter((a) => !a.seeded && a.doc);
+  if (real.length > 0) {
+    const doc = real.reduce((acc, a) => merge(acc, a.doc!), emptyDoc());
+    log.info(
+      { peers: real.map((a) => a.from.url || a.from.id), nodes: activeNodes(doc).length },
+      'membership learned from peers at start',
+    );
+    return { doc, seeded: false, source: 'peer' };
+  }
+  // Peers that only hold their own seed know no better: union of the seeds.
+  const doc = answers.reduce((acc, a) => (a.doc ? merge(acc, a.doc) : acc), seed);
+  log.info(
+    { answered: answers.length, peers: peers.length },
+    'no peer knows the ring better: starting from DC_CACHE_ADDRESSES',
+  );
+  return { doc, seeded: true, source: 'seed' };
+}
+
+/** GET every peer's document at once; whatever answered within `timeout` ms. */
+async function fetchPeerDocs(
+  peers: readonly string[],
+  token: string,
+  selfId: string,
+  timeout: number,
+): Promise<Exchange[]> {
+  const got: Exchange[] = [];
+  const clients = peers
+    .map((p) => normalizePeerUrl(p))
+    .filter((u): u is string => u !== undefined)
+    .map((u) => new PeerClient(u, { token, timeout }));
+  const all = Promise.allSettled(
+    clients.map(async (c) => {
+      const msg = parseExchange(await c.call('GET', PATHS.membership), { doc: true });
+      if (msg.from.id !== selfId) got.push(msg);
+    }),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([all, new Promise((r) => (timer = setTimeout(r, timeout)))]);
+  clearTimeout(timer);
+  await Promise.all(clients.map((c) => c.close()));
+  return [...got];
+}
+
+/** Membership wiring of a running proxy: what startServer adds to the app and must stop. */
+export interface Cluster {
+  manager: MembershipManager;
+  sync: PeerSync | undefined;
+  persister: StatePersister | undefined;
+  /** Peer-exchange routes and the X-Ring-Version / X-Ring-Checksum headers. */
+  appOptions: AppOptions;
+  /** After listen: start anti-entropy, advertising `url` unless DC_CLUSTER_ADVERTISE_URL is set. */
+  started(url: string): void;
+  /** Stop peer sync and finish the pending state-file write. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Attach the membership manager, state file and peer sync to a runtime. Writes the state
+ * file at once when it was not the source (so an unwritable path fails at start).
+ */
+export async function setupCluster(rt: Runtime, init: InitialMembership): Promise<Cluster> {
+  const { config, log, metrics, holder } = rt;
+  const { stateFile, token, peers, nodeId } = config.cluster;
+  const manager = new MembershipManager(holder, {
+    writer: nodeId,
+    log,
+    metrics,
+    seeded: init.seeded,
+  });
+  attachMembership(rt, manager);
+
+  let persister: StatePersister | undefined;
+  if (stateFile !== '') {
+    const p = new StatePersister(
+      stateFile,
+      () => ({ doc: holder.current.doc, seeded: manager.seeded }),
+      { writer: nodeId, log },
+    );
+    persister = p;
+    attachPersister(rt, p);
+    holder.on('change', () => void p.save());
+    manager.onSeededCleared(() => void p.save());
+    if (init.source !== 'file') await p.saveOrThrow();
+  }
+  if (init.source === 'file') metrics.membershipChanges.inc({ source: 'file' });
+
+  const plugins: NonNullable<AppOptions['plugins']> = [];
+  let sync: PeerSync | undefined;
+  if (token !== '') {
+    const s = new PeerSync({
+      manager,
+      log,
+      metrics,
+      token,
+      seeds: peers,
+      interval: config.cluster.syncInterval,
+    });
+    sync = s;
+    attachPeerSync(rt, s);
+    plugins.push((app) => internalRoutes(app, { manager, sync: s, token }));
+  } else if (peers.length > 0) {
+    log.warn('DC_CLUSTER_PEERS is set but DC_CLUSTER_TOKEN is empty: peer sync is off');
+  }
+  metrics.peers.set(sync?.size ?? 0);
+
+  return {
+    manager,
+    sync,
+    persister,
+    appOptions: {
+      plugins,
+      responseHeaders: () => {
+        const snap = holder.current;
+        return { 'x-ring-version': String(snap.version), 'x-ring-checksum': snap.checksum };
+      },
+    },
+    started(url) {
+      if (!sync) return;
+      const port = new URL(url).port;
+      sync.start(config.cluster.advertiseUrl || `http://${hostname()}:${port}`);
+      log.info(
+        { self: config.cluster.advertiseUrl || `http://${hostname()}:${port}`, peers: sync.size },
+        'peer sync started',
+      );
+    },
+    async stop() {
+      await sync?.stop();
+      await persister?.close();
+    },
+  };
+}

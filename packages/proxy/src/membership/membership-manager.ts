@@ -1,0 +1,308 @@
+import {
+  activeNodes,
+  MAX_WEIGHT,
+  type MemberChange,
+  type MemberEntry,
+  type MembershipDoc,
+  MIN_WEIGHT,
+  merge,
+  nodeIdFor,
+  parseAddress,
+  upsertEntry,
+  validateDoc,
+} from '@dcache/ring';
+import type { Logger } from 'pino';
+import { DcacheError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import type { Runtime } from '../runtime.js';
+import type { MembershipHolder, RingSnapshot } from './membership-holder.js';
+
+/** Body of POST /api/v1/ring/nodes. */
+export interface AddNodeInput {
+  address: string;
+  weight?: number;
+  /** A name instead of host:port (default: the address). */
+  id?: string;
+}
+
+/** Body of PATCH /api/v1/ring/nodes/{id}. */
+export interface UpdateNodeInput {
+  weight?: number;
+  state?: 'active' | 'draining';
+}
+
+/** What receiving a peer's document did. */
+export interface ReceiveResult {
+  /** The local document changed. */
+  changed: boolean;
+  /** Why the peer's document was not merged, if it was not. */
+  ignored?: 'seeded';
+  /** Nodes re-activated because the merge would have left the ring without an active node. */
+  reactivated: string[];
+}
+
+/** Options of a MembershipManager. */
+export interface ManagerOptions {
+  /** This proxy's node id: the `writer` of its changes. */
+  writer: string;
+  log: Logger;
+  metrics?: Metrics;
+  /** The current document is only the DC_CACHE_ADDRESSES seed. */
+  seeded?: boolean;
+  now?: () => number;
+}
+
+/**
+ * Every change of the membership goes through here: admin changes (checked, then applied as
+ * one new snapshot) and documents from peers (merged, with the empty-ring guard). Node.js
+ * runs each method to completion, so read-modify-apply is atomic.
+ */
+export class MembershipManager {
+  readonly holder: MembershipHolder;
+  readonly writer: string;
+  private readonly log: Logger;
+  private readonly metrics: Metrics | undefined;
+  private readonly now: () => number;
+  private seededDoc: boolean;
+  private origin: string | undefined;
+  private readonly seededListeners: (() => void)[] = [];
+
+  constructor(holder: MembershipHolder, opts: ManagerOptions) {
+    this.holder = holder;
+    this.writer = opts.writer;
+    this.log = opts.log;
+    this.metrics = opts.metrics;
+    this.now = opts.now ?? Date.now;
+    this.seededDoc = opts.seeded ?? false;
+  }
+
+  /** True while the document is only the seed list (no admin change, nothing from a peer). */
+  get seeded(): boolean {
+    return this.seededDoc;
+  }
+
+  /** The peer URL whose document is being applied (set only during `holder.apply`). */
+  get applyingFrom(): string | undefined {
+    return this.origin;
+  }
+
+  /** Call `fn` whenever `seeded` turns false without the document changing (it must be saved). */
+  onSeededCleared(fn: () => void): void {
+    this.seededListeners.push(fn);
+  }
+
+  /** The current snapshot. */
+  get current(): RingSnapshot {
+    return this.holder.current;
+  }
+
+  /** Add a node (or re-add a removed one). INVALID_ADDRESS, INVALID_BODY, NODE_EXISTS. */
+  addNode(input: AddNodeInput): RingSnapshot {
+    const address = input.address;
+    try {
+      parseAddress(address);
+    } catch (e) {
+      throw new DcacheError(
+        'INVALID_ADDRESS',
+        `${JSON.stringify(address)} is not host:port: ${(e as Error).message}`,
+      );
+    }
+    const id = input.id ?? nodeIdFor(address);
+    checkWeight(input.weight);
+    const doc = this.holder.current.doc;
+    const prev = doc.entries[id];
+    if (prev && prev.state !== 'removed') {
+      throw new DcacheError('NODE_EXISTS', `node ${id} is already in the ring (${prev.state})`);
+    }
+    const same = Object.values(doc.entries).find(
+      (e) => e.state !== 'removed' && e.address === address && e.id !== id,
+    );
+    if (same) {
+      throw new DcacheError(
+        'NODE_EXISTS',
+        `address ${address} is already in the ring as ${same.id}`,
+      );
+    }
+    const change: MemberChange = { id, address, weight: input.weight ?? 1, state: 'active' };
+    return this.adminApply(doc, change);
+  }
+
+  /** Remove a node (a tombstone). NODE_NOT_FOUND, RING_CONFLICT for the last active node. */
+  removeNode(id: string): RingSnapshot {
+    const doc = this.holder.current.doc;
+    const prev = this.live(doc, id);
+    if (prev.state === 'active') this.refuseLastActive(doc, id, 'remove');
+    return this.adminApply(doc, { id, state: 'removed' });
+  }
+
+  /** Change a node's weight or state. NODE_NOT_FOUND, INVALID_BODY, RING_CONFLICT. */
+  updateNode(id: string, patch: UpdateNodeInput): RingSnapshot {
+    const doc = this.holder.current.doc;
+    const prev = this.live(doc, id);
+    checkWeight(patch.weight);
+    if (patch.state !== undefined && patch.state !== 'active' && patch.state !== 'draining') {
+      throw new DcacheError(
+        'INVALID_BODY',
+        '"state" must be "active" or "draining" (DELETE removes a node)',
+      );
+    }
+    const weight = patch.weight ?? prev.weight;
+    const state = patch.state ?? prev.state;
+    if (weight === prev.weight && state === prev.state) return this.holder.current;
+    if (prev.state === 'active' && state === 'draining') this.refuseLastActive(doc, id, 'drain');
+    return this.adminApply(doc, { id, weight, state });
+  }
+
+  /**
+   * Take a peer's document (already validated). Seed-only documents never override a
+   * document that has cluster history, and a seed-only proxy adopts the first real one whole.
+   * Otherwise merge; a merge that would leave no active node re-activates ours (see docs).
+   */
+  receive(remote: MembershipDoc, opts: { seeded: boolean; origin?: string }): ReceiveResult {
+    const local = this.holder.current.doc;
+    const hasActive = activeNodes(remote).length > 0;
+    if (!this.seededDoc && opts.seeded) {
+      // Our document has cluster history; theirs is only a seed list. They adopt ours.
+      return { changed: false, ignored: 'seeded', reactivated: [] };
+    }
+    let next: MembershipDoc;
+    if (this.seededDoc && !opts.seeded && hasActive) {
+      // "A peer knows better" than our DC_CACHE_ADDRESSES: take its document as it is.
+      next = remote;
+    } else {
+      next = merge(local, remote);
+    }
+    const reactivated = this.guardEmpty(local, next);
+    next = reactivated.doc;
+    const wasSeeded = this.seededDoc;
+    if (!opts.seeded || reactivated.ids.length > 0) this.seededDoc = false;
+    const changed = this.applyFrom(next, local, opts.origin);
+    if (!changed && wasSeeded && !this.seededDoc) for (const fn of this.seededListeners) fn();
+    return { changed, reactivated: reactivated.ids };
+  }
+
+  /** The document equals a peer's that has cluster history: stop counting ours as a seed. */
+  clearSeeded(): void {
+    if (!this.seededDoc) return;
+    this.seededDoc = false;
+    for (const fn of this.seededListeners) fn();
+  }
+
+  private applyFrom(next: MembershipDoc, prev: MembershipDoc, origin: string | undefined): boolean {
+    this.origin = origin;
+    let changed: boolean;
+    try {
+      changed = this.holder.apply(next, 'peer');
+    } finally {
+      this.origin = undefined;
+    }
+    if (changed && this.metrics) {
+      const now = this.now();
+      for (const e of Object.values(next.entries)) {
+        const old = prev.entries[e.id];
+        if (old && old.version === e.version && old.writer === e.writer) continue;
+        if (e.updatedAt > 0)
+          this.metrics.convergence.observe(Math.max(0, now - e.updatedAt) / 1000);
+      }
+    }
+    return changed;
+  }
+
+  /**
+   * The empty-ring guard. If `local` has active nodes and `next` has none, re-activate (as a
+   * new change by this proxy, so it wins the merge everywhere) the nodes that were active in
+   * `local`. This keeps merge convergent: it is an ordinary change, not a refusal.
+   */
+  private guardEmpty(
+    local: MembershipDoc,
+    next: MembershipDoc,
+  ): { doc: MembershipDoc; ids: string[] } {
+    const before = activeNodes(local);
+    if (before.length === 0 || activeNodes(next).length > 0) return { doc: next, ids: [] };
+    let doc = next;
+    const now = this.now();
+    for (const n of before) doc = upsertEntry(doc, { id: n.id, state: 'active' }, this.writer, now);
+    const ids = before.map((n) => n.id);
+    this.log.warn(
+      { reactivated: ids },
+      'a peer document would leave the ring without an active node: re-activated ours',
+    );
+    return { doc, ids };
+  }
+
+  private live(doc: MembershipDoc, id: string): MemberEntry {
+    const prev = doc.entries[id];
+    if (!prev || prev.state === 'removed') {
+      throw new DcacheError('NODE_NOT_FOUND', `no node ${JSON.stringify(id)} in the ring`);
+    }
+    return prev;
+  }
+
+  private refuseLastActive(doc: MembershipDoc, id: string, what: string): void {
+    const active = activeNodes(doc);
+    if (active.length === 1 && active[0]?.id === id) {
+      throw new DcacheError(
+        'RING_CONFLICT',
+        `cannot ${what} ${id}: it is the last active node (add another node first)`,
+      );
+    }
+  }
+
+  private adminApply(doc: MembershipDoc, change: MemberChange): RingSnapshot {
+    let next: MembershipDoc;
+    try {
+      next = upsertEntry(doc, change, this.writer, this.now());
+    } catch (e) {
+      throw new DcacheError('INVALID_BODY', (e as Error).message);
+    }
+    this.seededDoc = false;
+    this.holder.apply(next, 'admin');
+    this.log.info({ change, by: this.writer }, 'ring changed by admin');
+    return this.holder.current;
+  }
+}
+
+function checkWeight(weight: unknown): void {
+  if (weight === undefined) return;
+  if (
+    typeof weight !== 'number' ||
+    !Number.isInteger(weight) ||
+    weight < MIN_WEIGHT ||
+    weight > MAX_WEIGHT
+  ) {
+    throw new DcacheError(
+      'INVALID_BODY',
+      `"weight" must be an integer ${MIN_WEIGHT}..${MAX_WEIGHT} (got ${JSON.stringify(weight)})`,
+    );
+  }
+}
+
+/** Parse and validate a document from untrusted input; INVALID_MEMBERSHIP on failure. */
+export function checkDoc(input: unknown): MembershipDoc {
+  try {
+    return validateDoc(input);
+  } catch (e) {
+    throw new DcacheError('INVALID_MEMBERSHIP', (e as Error).message);
+  }
+}
+
+const managers = new WeakMap<Runtime, MembershipManager>();
+
+/** Attach the manager a runtime's routes use (startServer does it with persistence and peers). */
+export function attachMembership(rt: Runtime, manager: MembershipManager): void {
+  managers.set(rt, manager);
+}
+
+/** The manager of a runtime; an in-memory one (no state file, no peers) if none was attached. */
+export function membershipOf(rt: Runtime): MembershipManager {
+  let m = managers.get(rt);
+  if (!m) {
+    m = new MembershipManager(rt.holder, {
+      writer: rt.config.cluster.nodeId,
+      log: rt.log,
+      metrics: rt.metrics,
+    });
+    managers.set(rt, m);
+  }
+  return m;
+}

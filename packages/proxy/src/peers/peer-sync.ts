@@ -1,0 +1,410 @@
+import type { Logger } from 'pino';
+import type { MembershipManager } from '../membership/membership-manager.js';
+import type { Metrics } from '../metrics.js';
+import { PeerClient, PeerError } from './peer-client.js';
+import {
+  type Envelope,
+  type Exchange,
+  MAX_PEER_URLS,
+  normalizePeerUrl,
+  PATHS,
+  parseExchange,
+} from './protocol.js';
+
+/** Options of PeerSync. */
+export interface PeerSyncOptions {
+  manager: MembershipManager;
+  log: Logger;
+  metrics: Metrics;
+  /** Cluster token (non-empty: without one there is no PeerSync). */
+  token: string;
+  /** Configured peer URLs (DC_CLUSTER_PEERS). */
+  seeds: readonly string[];
+  /** Anti-entropy interval (ms); each round waits interval ± 20%. */
+  interval: number;
+  /** Bound on one call to a peer (ms); default clamp(2 × interval, 1 s, 5 s). */
+  timeout?: number;
+  /** Push attempts per change and peer before leaving it to anti-entropy; default 5. */
+  pushAttempts?: number;
+  /** First retry delay (ms), doubled per attempt up to 2 s; default 100. */
+  backoffBase?: number;
+  /** A learned (not configured) peer without a successful exchange for this long is forgotten. */
+  forgetAfter?: number;
+  /** Peers are passed on to others only if an exchange with them succeeded this recently. */
+  shareWindow?: number;
+  /** Most peers kept (configured + learned). */
+  maxPeers?: number;
+}
+
+interface PeerState {
+  url: string;
+  seed: boolean;
+  client: PeerClient;
+  id: string | undefined;
+  knownSince: number;
+  lastSuccess: number | undefined;
+  lastError: string | undefined;
+  failures: number;
+  failuresTotal: number;
+  version: number | undefined;
+  checksum: string | undefined;
+  seeded: boolean | undefined;
+  /** An anti-entropy round is in flight. */
+  busy: boolean;
+  /** A push loop runs; `pushDirty` asks it to send the current document once more. */
+  pushing: boolean;
+  pushDirty: boolean;
+}
+
+/** One peer as GET /api/v1/ring shows it. */
+export interface PeerView {
+  url: string;
+  id: string | null;
+  seed: boolean;
+  last_success: string | null;
+  last_success_age_ms: number | null;
+  version: number | null;
+  checksum: string | null;
+  in_sync: boolean;
+  failures: number;
+  failures_total: number;
+  last_error: string | null;
+}
+
+/**
+ * Membership sync with peer proxies over HTTP (undici, one keep-alive pool per peer).
+ * Every local change is pushed to every peer at once (retried with exponential backoff);
+ * anti-entropy rounds compare digests and exchange full documents only when they differ.
+ * Peers are the configured seeds plus those learned from exchanges.
+ */
+export class PeerSync {
+  private readonly manager: MembershipManager;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private readonly token: string;
+  readonly interval: number;
+  private readonly timeout: number;
+  private readonly pushAttempts: number;
+  private readonly backoffBase: number;
+  private readonly forgetAfter: number;
+  private readonly shareWindow: number;
+  private readonly maxPeers: number;
+  private readonly peers = new Map<string, PeerState>();
+  /** URLs that turned out to be this proxy or another URL of a known peer. */
+  private readonly ignored = new Set<string>();
+  private selfUrl = '';
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private stopped = false;
+  private readonly onChange = () => this.pushAll(this.manager.applyingFrom);
+
+  constructor(opts: PeerSyncOptions) {
+    this.manager = opts.manager;
+    this.log = opts.log;
+    this.metrics = opts.metrics;
+    this.token = opts.token;
+    this.interval = opts.interval;
+    this.timeout = opts.timeout ?? Math.min(5_000, Math.max(1_000, 2 * opts.interval));
+    this.pushAttempts = opts.pushAttempts ?? 5;
+    this.backoffBase = opts.backoffBase ?? 100;
+    this.forgetAfter = opts.forgetAfter ?? Math.max(300_000, 100 * opts.interval);
+    this.shareWindow = opts.shareWindow ?? Math.max(60_000, 10 * opts.interval);
+    this.maxPeers = opts.maxPeers ?? MAX_PEER_URLS;
+    for (const s of opts.seeds) {
+      const url = normalizePeerUrl(s);
+      if (url) this.add(url, true);
+    }
+    this.manager.holder.on('change', this.onChange);
+  }
+
+  /** This proxy's identity and known peers, as sent in every message to `to`. */
+  envelope(to?: string): Envelope {
+    const now = Date.now();
+    const peers: string[] = [];
+    for (const p of this.peers.values()) {
+      if (p.url === to || p.lastSuccess === undefined) continue;
+      if (now - p.lastSuccess <= this.shareWindow) peers.push(p.url);
+    }
+    return {
+      from: { id: this.manager.writer, url: this.selfUrl },
+      peers,
+      seeded: this.manager.seeded,
+    };
+  }
+
+  /** Start anti-entropy; `selfUrl` is the URL peers reach this proxy at. */
+  start(selfUrl: string): void {
+    const self = normalizePeerUrl(selfUrl) ?? '';
+    this.selfUrl = self;
+    if (self) this.markIgnored(self, 'this proxy');
+    this.running = true;
+    // First round soon after start, so peers are met (and learned) without waiting an interval.
+    this.schedule(Math.random() * Math.min(100, this.interval / 5));
+  }
+
+  /** Stop timers and close every peer's connections; in-flight calls are abandoned. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.running = false;
+    clearTimeout(this.timer);
+    this.manager.holder.off('change', this.onChange);
+    await Promise.all([...this.peers.values()].map((p) => p.client.close()));
+  }
+
+  /** The peers as GET /api/v1/ring lists them. */
+  list(): PeerView[] {
+    const now = Date.now();
+    const mine = this.manager.current.checksum;
+    return [...this.peers.values()]
+      .sort((a, b) => (a.url < b.url ? -1 : 1))
+      .map((p) => ({
+        url: p.url,
+        id: p.id ?? null,
+        seed: p.seed,
+        last_success: p.lastSuccess === undefined ? null : new Date(p.lastSuccess).toISOString(),
+        last_success_age_ms: p.lastSuccess === undefined ? null : now - p.lastSuccess,
+        version: p.version ?? null,
+        checksum: p.checksum ?? null,
+        in_sync: p.checksum === mine,
+        failures: p.failures,
+        failures_total: p.failuresTotal,
+        last_error: p.lastError ?? null,
+      }));
+  }
+
+  /** Number of peers known. */
+  get size(): number {
+    return this.peers.size;
+  }
+
+  /** A message arrived from a peer: learn its URL and the peers it knows, note its digest. */
+  heard(msg: Exchange): void {
+    if (msg.from.id === this.manager.writer) {
+      this.log.warn(
+        { from: msg.from },
+        "a peer uses this proxy's node id: give every proxy its own DC_CLUSTER_NODE_ID",
+      );
+      return;
+    }
+    if (msg.from.url) {
+      this.learn(msg.from.url);
+      const p = this.peers.get(msg.from.url);
+      if (p) {
+        p.id = msg.from.id;
+        p.seeded = msg.seeded;
+        if (msg.digest) {
+          p.version = msg.digest.version;
+          p.checksum = msg.digest.checksum;
+        }
+      }
+    }
+    for (const url of msg.peers) this.learn(url);
+  }
+
+  /** Push the current document to every peer (except `except`) now; retried with backoff. */
+  pushAll(except?: string): void {
+    if (this.stopped) return;
+    for (const p of this.peers.values()) if (p.url !== except) this.push(p);
+  }
+
+  private learn(raw: string): void {
+    const url = normalizePeerUrl(raw);
+    if (!url || this.peers.has(url) || this.ignored.has(url) || url === this.selfUrl) return;
+    if (this.peers.size >= this.maxPeers) return;
+    const p = this.add(url, false);
+    this.log.info({ peer: url }, 'learned a peer');
+    // Meet it now rather than at the next round.
+    if (this.running) void this.antiEntropy(p);
+  }
+
+  private add(url: string, seed: boolean): PeerState {
+    const p: PeerState = {
+      url,
+      seed,
+      client: new PeerClient(url, { token: this.token, timeout: this.timeout }),
+      id: undefined,
+      knownSince: Date.now(),
+      lastSuccess: undefined,
+      lastError: undefined,
+      failures: 0,
+      failuresTotal: 0,
+      version: undefined,
+      checksum: undefined,
+      seeded: undefined,
+      busy: false,
+      pushing: false,
+      pushDirty: false,
+    };
+    this.peers.set(url, p);
+    this.metrics.initPeer(url);
+    this.metrics.peers.set(this.peers.size);
+    return p;
+  }
+
+  private remove(p: PeerState, why: string): void {
+    if (this.peers.get(p.url) !== p) return;
+    this.peers.delete(p.url);
+    void p.client.close();
+    this.metrics.removePeer(p.url);
+    this.metrics.peers.set(this.peers.size);
+    this.log.info({ peer: p.url, why }, 'forgot a peer');
+  }
+
+  private markIgnored(url: string, why: string): void {
+    this.ignored.add(url);
+    const p = this.peers.get(url);
+    if (p) this.remove(p, why);
+  }
+
+  private schedule(delay: number): void {
+    if (!this.running) return;
+    this.timer = setTimeout(() => this.tick(), delay);
+    this.timer.unref();
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const p of [...this.peers.values()]) {
+      if (!p.seed && now - (p.lastSuccess ?? p.knownSince) > this.forgetAfter) {
+        this.remove(p, `no successful exchange for ${Math.round(this.forgetAfter / 1000)} s`);
+        continue;
+      }
+      if (!p.busy && !p.pushing) void this.antiEntropy(p);
+    }
+    this.schedule(this.interval * (0.8 + 0.4 * Math.random()));
+  }
+
+  private push(p: PeerState): void {
+    p.pushDirty = true;
+    if (p.pushing) return;
+    p.pushing = true;
+    void this.pushLoop(p).finally(() => {
+      p.pushing = false;
+    });
+  }
+
+  private async pushLoop(p: PeerState): Promise<void> {
+    let attempt = 0;
+    while (p.pushDirty && !this.stopped && this.peers.get(p.url) === p) {
+      p.pushDirty = false;
+      try {
+        await this.sendDoc(p);
+        this.ok(p, 'push');
+        attempt = 0;
+      } catch (e) {
+        this.fail(p, 'push', e);
+        attempt++;
+        if (attempt >= this.pushAttempts) return; // anti-entropy takes over
+        p.pushDirty = true;
+        const backoff = Math.min(2_000, this.backoffBase * 2 ** (attempt - 1));
+        await delay(backoff * (0.8 + 0.4 * Math.random()));
+      }
+    }
+  }
+
+  private async antiEntropy(p: PeerState): Promise<void> {
+    if (p.busy || this.stopped) return;
+    p.busy = true;
+    try {
+      const mine = this.manager.current;
+      const raw = await p.client.call('POST', PATHS.digest, {
+        ...this.envelope(p.url),
+        digest: { version: mine.version, checksum: mine.checksum },
+      });
+      const reply = parseExchange(raw, { digest: true });
+      if (!this.noteReply(p, reply)) return;
+      if (reply.digest?.checksum === this.manager.current.checksum) {
+        if (!reply.seeded) this.manager.clearSeeded();
+      } else {
+        await this.sendDoc(p);
+      }
+      this.ok(p, 'pull');
+    } catch (e) {
+      this.fail(p, 'pull', e);
+    } finally {
+      p.busy = false;
+    }
+  }
+
+  /** Send the full document; merge the peer's when it answers with a different one. */
+  private async sendDoc(p: PeerState): Promise<void> {
+    const sent = this.manager.current;
+    const raw = await p.client.call('POST', PATHS.sync, {
+      ...this.envelope(p.url),
+      doc: sent.doc,
+    });
+    const reply = parseExchange(raw, { digest: true });
+    if (!this.noteReply(p, reply)) return;
+    if (reply.doc) {
+      this.manager.receive(reply.doc, { seeded: reply.seeded, origin: p.url });
+    } else if (reply.digest?.checksum === this.manager.current.checksum && !reply.seeded) {
+      this.manager.clearSeeded();
+    }
+  }
+
+  /** Record what a reply says about its sender; false when the peer must be dropped. */
+  private noteReply(p: PeerState, reply: Exchange): boolean {
+    if (reply.from.id === this.manager.writer) {
+      this.markIgnored(p.url, 'it is this proxy');
+      return false;
+    }
+    for (const other of [...this.peers.values()]) {
+      if (other === p || other.id !== reply.from.id) continue;
+      // The same proxy under another URL: keep one (a configured one if any).
+      if (other.seed || !p.seed) {
+        this.markIgnored(p.url, `same proxy as ${other.url}`);
+        return false;
+      }
+      this.markIgnored(other.url, `same proxy as ${p.url}`);
+    }
+    p.id = reply.from.id;
+    p.seeded = reply.seeded;
+    if (reply.digest) {
+      p.version = reply.digest.version;
+      p.checksum = reply.digest.checksum;
+    }
+    if (reply.from.url && reply.from.url !== p.url) this.learn(reply.from.url);
+    for (const url of reply.peers) this.learn(url);
+    return true;
+  }
+
+  private ok(p: PeerState, kind: 'push' | 'pull'): void {
+    const now = Date.now();
+    if (p.failures > 0) this.log.info({ peer: p.url, kind }, 'peer sync works again');
+    p.lastSuccess = now;
+    p.failures = 0;
+    p.lastError = undefined;
+    this.metrics.peerSyncOk(p.url, kind, now);
+  }
+
+  private fail(p: PeerState, kind: 'push' | 'pull', e: unknown): void {
+    if (this.stopped || this.peers.get(p.url) !== p) return;
+    const message = e instanceof PeerError || e instanceof Error ? e.message : String(e);
+    p.failures++;
+    p.failuresTotal++;
+    p.lastError = message;
+    this.metrics.peerSyncError(p.url, kind);
+    // Log the first failure of a streak and then every 30th, not every round.
+    if (p.failures === 1 || p.failures % 30 === 0) {
+      this.log.warn({ peer: p.url, kind, failures: p.failures, err: message }, 'peer sync failed');
+    }
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
+}
+
+const syncs = new WeakMap<object, PeerSync>();
+
+/** Attach the PeerSync of a runtime (GET /api/v1/ring lists its peers). */
+export function attachPeerSync(rt: object, sync: PeerSync): void {
+  syncs.set(rt, sync);
+}
+
+/** The PeerSync of a runtime, undefined when peer sync is off (no cluster token). */
+export function peerSyncOf(rt: object): PeerSync | undefined {
+  return syncs.get(rt);
+}

@@ -1,0 +1,131 @@
+/**
+ * The peer exchange under /internal/v1: message shapes and their validation. Every message
+ * says who sent it (node id and advertised URL), which peers it knows, and whether its
+ * document is only a seed; digests and full documents travel as needed.
+ */
+import { MAX_ID_LENGTH, type MembershipDoc, validateDoc } from '@dcache/ring';
+import { DcacheError } from '../errors.js';
+
+/** Largest peer payload accepted or read (a full document of MAX_ENTRIES entries fits). */
+export const MAX_PEER_PAYLOAD = 4 * 1024 * 1024;
+/** Most peer URLs one message may carry. */
+export const MAX_PEER_URLS = 256;
+/** Longest peer URL accepted. */
+export const MAX_URL_LENGTH = 2048;
+
+/** Paths of the exchange. */
+export const PATHS = {
+  /** GET: the full document (start-up fetch). */
+  membership: '/internal/v1/membership',
+  /** POST: compare digests. */
+  digest: '/internal/v1/membership/digest',
+  /** POST: send a full document, get the merged one back when it differs. */
+  sync: '/internal/v1/membership/sync',
+} as const;
+
+/** Who sent a message. */
+export interface PeerIdentity {
+  id: string;
+  /** Advertised URL; '' when the sender has none. */
+  url: string;
+}
+
+/** Version and checksum of a document. */
+export interface Digest {
+  version: number;
+  checksum: string;
+}
+
+/** Fields of every message. */
+export interface Envelope {
+  from: PeerIdentity;
+  /** Peers the sender exchanged with recently. */
+  peers: string[];
+  /** The sender's document is only its DC_CACHE_ADDRESSES seed. */
+  seeded: boolean;
+}
+
+/** A message with optional digest and document. */
+export interface Exchange extends Envelope {
+  digest?: Digest;
+  doc?: MembershipDoc;
+}
+
+/** Canonical form of a peer URL (origin + path without trailing slash), or undefined if not http(s). */
+export function normalizePeerUrl(raw: string): string | undefined {
+  if (raw.length === 0 || raw.length > MAX_URL_LENGTH) return undefined;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return undefined;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return undefined;
+  if (u.username || u.password) return undefined;
+  return `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
+}
+
+function bad(message: string): DcacheError {
+  return new DcacheError('INVALID_MEMBERSHIP', message);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Validate an untrusted message (request body or reply). `need` lists the parts that must be
+ * present. Throws DcacheError INVALID_MEMBERSHIP naming the first problem.
+ */
+export function parseExchange(input: unknown, need: { digest?: boolean; doc?: boolean }): Exchange {
+  if (!isObject(input)) throw bad('the peer message must be a JSON object');
+  const from = input.from;
+  if (!isObject(from)) throw bad('"from" must be an object {id, url}');
+  const id = from.id;
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH) {
+    throw bad(`"from.id" must be a string of 1..${MAX_ID_LENGTH} characters`);
+  }
+  const url = from.url ?? '';
+  if (typeof url !== 'string' || (url !== '' && normalizePeerUrl(url) === undefined)) {
+    throw bad('"from.url" must be an http(s) URL or empty');
+  }
+  const peers = input.peers ?? [];
+  if (!Array.isArray(peers) || peers.length > MAX_PEER_URLS) {
+    throw bad(`"peers" must be an array of at most ${MAX_PEER_URLS} URLs`);
+  }
+  const urls: string[] = [];
+  for (const p of peers) {
+    const n = typeof p === 'string' ? normalizePeerUrl(p) : undefined;
+    if (n === undefined) throw bad('"peers" must hold http(s) URLs');
+    urls.push(n);
+  }
+  const seeded = input.seeded ?? false;
+  if (typeof seeded !== 'boolean') throw bad('"seeded" must be true or false');
+  const out: Exchange = {
+    from: { id, url: url === '' ? '' : (normalizePeerUrl(url) ?? '') },
+    peers: urls,
+    seeded,
+  };
+  if (input.digest !== undefined || need.digest) {
+    const d = input.digest;
+    if (
+      !isObject(d) ||
+      typeof d.version !== 'number' ||
+      !Number.isSafeInteger(d.version) ||
+      d.version < 0 ||
+      typeof d.checksum !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(d.checksum)
+    ) {
+      throw bad('"digest" must be {version: integer >= 0, checksum: 64 hex characters}');
+    }
+    out.digest = { version: d.version, checksum: d.checksum };
+  }
+  if (input.doc !== undefined || need.doc) {
+    try {
+      out.doc = validateDoc(input.doc);
+    } catch (e) {
+      throw bad(`"doc": ${(e as Error).message}`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,85 @@
+import { checksum } from '@dcache/ring';
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { requireToken } from '../auth.js';
+import { DcacheError } from '../errors.js';
+import type { MembershipManager } from '../membership/membership-manager.js';
+import type { PeerSync } from '../peers/peer-sync.js';
+import { MAX_PEER_PAYLOAD, PATHS, parseExchange } from '../peers/protocol.js';
+
+/** What the peer exchange routes need. */
+export interface InternalRoutesContext {
+  manager: MembershipManager;
+  sync: PeerSync;
+  /** The cluster token; the routes must not be registered without one. */
+  token: string;
+}
+
+/**
+ * The peer exchange under /internal/v1 (only registered when a cluster token is configured,
+ * so without one these paths answer 404). The token is checked before the body is read;
+ * malformed or oversized bodies answer 400 INVALID_MEMBERSHIP and change nothing.
+ */
+export async function internalRoutes(
+  app: FastifyInstance,
+  ctx: InternalRoutesContext,
+): Promise<void> {
+  if (ctx.token === '') throw new Error('internal routes need a cluster token');
+  const { manager, sync, token } = ctx;
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', async (req) => {
+      requireToken(req, token);
+    });
+    // Body errors on these routes are peer payload errors; the app's handler formats the rest.
+    scope.setErrorHandler((err: FastifyError, _req, _reply) => {
+      if (typeof err.code === 'string' && err.code.startsWith('FST_ERR_CTP_')) {
+        throw new DcacheError(
+          'INVALID_MEMBERSHIP',
+          err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+            ? `the peer payload is larger than ${MAX_PEER_PAYLOAD} bytes`
+            : `the peer payload is not a JSON object: ${err.message}`,
+        );
+      }
+      throw err;
+    });
+
+    const reply = (to: string, withDoc: boolean) => {
+      const snap = manager.current;
+      return {
+        ...sync.envelope(to),
+        digest: { version: snap.version, checksum: snap.checksum },
+        ...(withDoc ? { doc: snap.doc } : {}),
+      };
+    };
+
+    scope.get(PATHS.membership, { schema: { hide: true } }, async () => reply('', true));
+
+    scope.post<{ Body: unknown }>(
+      PATHS.digest,
+      { bodyLimit: MAX_PEER_PAYLOAD, schema: { hide: true } },
+      async (req) => {
+        const msg = parseExchange(req.body, { digest: true });
+        sync.heard(msg);
+        if (msg.digest?.checksum === manager.current.checksum && !msg.seeded) {
+          manager.clearSeeded();
+        }
+        return reply(msg.from.url, false);
+      },
+    );
+
+    scope.post<{ Body: unknown }>(
+      PATHS.sync,
+      { bodyLimit: MAX_PEER_PAYLOAD, schema: { hide: true } },
+      async (req) => {
+        const msg = parseExchange(req.body, { doc: true });
+        const theirs = msg.doc!;
+        sync.heard(msg);
+        manager.receive(theirs, {
+          seeded: msg.seeded,
+          ...(msg.from.url ? { origin: msg.from.url } : {}),
+        });
+        // Send ours back only when the sender does not already hold it.
+        return reply(msg.from.url, manager.current.checksum !== checksum(theirs));
+      },
+    );
+  });
+}
