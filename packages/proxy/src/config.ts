@@ -372,8 +372,10 @@ export function loadConfig({
 }: ConfigSources = {}): Config {
   const fromArgv = parseArgv(argv);
   const file = (fromArgv.config as string | undefined) ?? env.DC_CONFIG;
-  const yaml = file ? readYaml(file) : {};
+  const yaml = file ? readYaml(file, fromArgv.config !== undefined ? '--config' : 'DC_CONFIG') : {};
   const out: Record<string, Record<string, unknown>> = {};
+  // Where each value came from, so that cross-setting errors name what the user actually set.
+  const names: Record<string, string> = {};
   for (const s of SETTINGS as readonly Setting[]) {
     const [section, key] = s.path.split('.') as [string, string];
     const flag = flagName(s.path);
@@ -400,6 +402,7 @@ export function loadConfig({
       raw = fromArgv[flag];
       source = `--${flag}`;
     }
+    names[s.path] = source === 'default' ? envName(s.path) : source;
     const section_ = camel(section);
     out[section_] ??= {};
     // Defaults are already typed (durations in ms): coercing them would read 30_000 as seconds.
@@ -411,29 +414,29 @@ export function loadConfig({
         : coerce(s, raw, source);
   }
   const cfg = out as unknown as Config;
-  crossCheck(cfg, env);
+  crossCheck(cfg, (path) => names[path] ?? envName(path));
   return cfg;
 }
 
-function readYaml(file: string): Record<string, unknown> {
+function readYaml(file: string, name: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError('DC_CONFIG', `cannot read ${file}: ${(e as Error).message}`);
+    throw new ConfigError(name, `cannot read ${file}: ${(e as Error).message}`);
   }
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (e) {
     throw new ConfigError(
-      'DC_CONFIG',
+      name,
       `${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`,
     );
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc))
-    throw new ConfigError('DC_CONFIG', `${file} must be a YAML mapping`);
+    throw new ConfigError(name, `${file} must be a YAML mapping`);
   const known = new Set((SETTINGS as readonly Setting[]).map((s) => s.path));
   for (const [section, v] of Object.entries(doc)) {
     if (typeof v !== 'object' || v === null || Array.isArray(v))
@@ -545,33 +548,45 @@ function parseBytes(raw: unknown): number | undefined {
 
 const ADDRESS_RE = /^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/;
 
-function crossCheck(cfg: Config, _env: NodeJS.ProcessEnv): void {
+function crossCheck(cfg: Config, nameOf: (path: string) => string): void {
   for (const a of cfg.cache.addresses) {
     const m = ADDRESS_RE.exec(a);
     const port = m ? Number(m[1]) : 0;
     if (!m || port < 1 || port > 65_535)
-      throw new ConfigError(envName('cache.addresses'), `"${a}" is not host:port`);
+      throw new ConfigError(nameOf('cache.addresses'), `"${a}" is not host:port`);
   }
   if (new Set(cfg.cache.addresses).size !== cfg.cache.addresses.length) {
-    throw new ConfigError(envName('cache.addresses'), 'lists a node twice');
+    throw new ConfigError(nameOf('cache.addresses'), 'lists a node twice');
   }
-  for (const p of cfg.cluster.peers) {
-    let u: URL | undefined;
+  const isHttpUrl = (x: string) => {
     try {
-      u = new URL(p);
+      const u = new URL(x);
+      return u.protocol === 'http:' || u.protocol === 'https:';
     } catch {
-      u = undefined;
+      return false;
     }
-    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:'))
-      throw new ConfigError(envName('cluster.peers'), `"${p}" is not an http(s) URL`);
+  };
+  for (const p of cfg.cluster.peers) {
+    if (!isHttpUrl(p))
+      throw new ConfigError(nameOf('cluster.peers'), `"${p}" is not an http(s) URL`);
   }
-  if (cfg.cache.hashTag !== '' && [...cfg.cache.hashTag].length !== 2) {
-    throw new ConfigError(envName('cache.hash_tag'), 'must be exactly two characters, such as {}');
+  if (cfg.cluster.advertiseUrl !== '' && !isHttpUrl(cfg.cluster.advertiseUrl)) {
+    throw new ConfigError(
+      nameOf('cluster.advertise_url'),
+      `"${cfg.cluster.advertiseUrl}" is not an http(s) URL`,
+    );
+  }
+  // The ring accepts two ASCII characters only (as twemproxy): refuse anything else here, with exit 2.
+  if (cfg.cache.hashTag !== '' && !/^[\x20-\x7e]{2}$/.test(cfg.cache.hashTag)) {
+    throw new ConfigError(
+      nameOf('cache.hash_tag'),
+      'must be exactly two ASCII characters, such as {}',
+    );
   }
   if (cfg.health.timeout > cfg.health.interval) {
     throw new ConfigError(
-      envName('health.timeout'),
-      `must not exceed DC_HEALTH_INTERVAL (${cfg.health.interval} ms)`,
+      nameOf('health.timeout'),
+      `must not exceed ${nameOf('health.interval')} (${cfg.health.interval} ms)`,
     );
   }
   if (cfg.cluster.nodeId === '') cfg.cluster.nodeId = `${hostname()}:${cfg.server.port}`;
