@@ -136,6 +136,9 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
   });
   app.addHook('onSend', (_req, reply, payload, done) => {
     if (extraHeaders) for (const [k, v] of Object.entries(extraHeaders())) reply.header(k, v);
+    // A request that was in flight when shutdown began must not leave its keep-alive connection
+    // open: the drain waits for every connection, so it would last the whole shutdown_timeout.
+    if (rt.state.shuttingDown) reply.header('connection', 'close');
     done(null, payload);
   });
   app.addHook('onResponse', (req, reply, done) => {
