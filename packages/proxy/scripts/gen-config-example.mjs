@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// Writes packages/proxy/config.example.yaml from SETTINGS (run after `npm run build -w @dcache/proxy`):
+//   node packages/proxy/scripts/gen-config-example.mjs
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { envName, flagName, SETTINGS } from '../dist/config.js';
+import { formatDuration } from '../dist/duration.js';
+
+/** YAML text of one default value. */
+function yamlValue(s) {
+  const d = s.def;
+  if (Array.isArray(d)) return `[${d.map((x) => JSON.stringify(x)).join(', ')}]`;
+  if (s.kind === 'duration') return formatDuration(d);
+  if (typeof d === 'string') return JSON.stringify(d);
+  return String(d);
+}
+
+/** The whole example file. */
+export function render() {
+  const lines = [
+    '# dcache proxy configuration: every setting with its default.',
+    '#',
+    '# Use it with `--config config.yaml` or `DC_CONFIG=config.yaml`.',
+    '# Precedence: command-line flags > environment (DC_*) > this file > defaults.',
+    '# Durations: "500ms", "30s", "1m", "1h30m" (a bare number is seconds).',
+    '# Sizes: bytes, or "512kb", "1mb", "1gb".',
+    '# Generated from SETTINGS (packages/proxy/src/config.ts) by scripts/gen-config-example.mjs.',
+  ];
+  let section = '';
+  for (const s of SETTINGS) {
+    const [sec, key] = s.path.split('.');
+    if (sec !== section) {
+      lines.push('', `${sec}:`);
+      section = sec;
+    }
+    const extra = [];
+    if (s.values) extra.push(`one of ${s.values.join(', ')}`);
+    if (s.min !== undefined && s.kind !== 'duration') extra.push(`min ${s.min}`);
+    if (s.max !== undefined) extra.push(`max ${s.max}`);
+    if (s.secret) extra.push('secret: never logged');
+    lines.push(`  # ${s.doc}.`);
+    lines.push(
+      `  # env ${envName(s.path)}, flag --${flagName(s.path)}${extra.map((x) => `; ${x}`).join('')}`,
+    );
+    lines.push(`  ${key}: ${yamlValue(s)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const out = fileURLToPath(new URL('../config.example.yaml', import.meta.url));
+  writeFileSync(out, render());
+  process.stdout.write(`wrote ${out}\n`);
+}
