@@ -339,7 +339,11 @@ export class DcacheClient {
 
   /** Add a node (admin token); resolves with the new ring. `NODE_EXISTS` when present. */
   async addNode(address: string, opts: AddNodeOptions = {}): Promise<RingView> {
-    const body = opts.weight === undefined ? { address } : { address, weight: opts.weight };
+    const body = {
+      address,
+      ...(opts.weight === undefined ? {} : { weight: opts.weight }),
+      ...(opts.id === undefined ? {} : { id: opts.id }),
+    };
     return this.json<RingView>({ method: 'POST', path: '/api/v1/ring/nodes', body, opts });
   }
 

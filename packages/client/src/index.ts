@@ -41,6 +41,7 @@ export type {
   NodeStats,
   OwnerInfo,
   RingNodeView,
+  RingPeer,
   RingView,
   SetResult,
   Stats,

@@ -108,6 +108,26 @@ export interface RingNodeView {
   version: number;
 }
 
+/** A peer proxy as `GET /api/v1/ring` lists it (fields beyond `url` depend on the server). */
+export interface RingPeer {
+  url: string;
+  /** The peer's node id, once learned. */
+  id?: string | null;
+  /** Configured as a seed (else learned from another peer). */
+  seed?: boolean;
+  /** ISO time of the last successful exchange. */
+  last_success?: string | null;
+  last_success_age_ms?: number | null;
+  version?: number | null;
+  checksum?: string | null;
+  /** Its membership checksum equals ours. */
+  in_sync?: boolean;
+  /** Consecutive failed exchanges. */
+  failures?: number;
+  failures_total?: number;
+  last_error?: string | null;
+}
+
 /** `GET /api/v1/ring` (and the answer of every ring change). */
 export interface RingView {
   version: number;
@@ -117,8 +137,14 @@ export interface RingView {
   hash_tag?: string;
   replication_factor: number;
   nodes: RingNodeView[];
-  /** Peer proxies, as the server describes them. */
-  peers: JsonValue[];
+  /** Peer proxies this one exchanges membership with. */
+  peers: RingPeer[];
+  /** This proxy's own id in membership changes. */
+  node_id?: string;
+  /** Whether the membership came from the seed list (no state file, no peer). */
+  seeded?: boolean;
+  /** `on` when a cluster token is configured. */
+  peer_sync?: 'on' | 'off';
 }
 
 /** `GET /api/v1/ring/owner/{key}`. */
@@ -139,6 +165,8 @@ export interface OwnerInfo {
 export interface AddNodeOptions extends CallOptions {
   /** Weight of the node (integer ≥ 1, default 1). */
   weight?: number;
+  /** A name as the node id instead of `host:port` (placement hashes the id). */
+  id?: string;
 }
 
 /** Body of `PATCH /api/v1/ring/nodes/{id}`. */

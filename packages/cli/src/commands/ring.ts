@@ -34,15 +34,34 @@ export function printRing(out: Output, r: RingView): void {
       ]),
     ),
   );
-  if (r.peers.length > 0) {
-    const names = r.peers.map((p) => {
-      if (p && typeof p === 'object' && !Array.isArray(p)) {
-        const label = p.url ?? p.id ?? p.address;
-        if (typeof label === 'string') return label;
-      }
-      return typeof p === 'string' ? p : JSON.stringify(p);
-    });
-    out.line(`peers: ${names.join(', ')}`);
+  if (r.peer_sync === 'on' || r.peers.length > 0) {
+    out.line();
+    out.line(
+      `peers${r.node_id ? ` of ${r.node_id}` : ''}: ${r.peers.length === 0 ? 'none yet' : ''}`.trimEnd(),
+    );
+    if (r.peers.length > 0)
+      out.line(
+        table(
+          [
+            { header: 'peer' },
+            { header: 'id' },
+            { header: 'in sync' },
+            { header: 'last success' },
+            { header: 'failures', align: 'r' },
+            { header: 'last error' },
+          ],
+          r.peers.map((p) => [
+            p.url,
+            p.id ?? '-',
+            p.in_sync === undefined ? '-' : yesNo(c, p.in_sync),
+            p.last_success_age_ms == null
+              ? 'never'
+              : `${(p.last_success_age_ms / 1000).toFixed(1)}s ago`,
+            String(p.failures ?? 0),
+            p.last_error ?? '',
+          ]),
+        ),
+      );
   }
 }
 
@@ -185,7 +204,7 @@ export function ringCommands(y: Argv, s: Session): Argv {
     ry = command(ry, s, {
       command: 'add <address>',
       describe: 'Add a Redis node to the ring (admin token)',
-      usage: 'dcache ring add <address> [--weight N]',
+      usage: 'dcache ring add <address> [--weight N] [--id NAME]',
       builder: (b) =>
         b
           .positional('address', { type: 'string', demandOption: true, describe: 'host:port' })
@@ -193,14 +212,16 @@ export function ringCommands(y: Argv, s: Session): Argv {
             type: 'string',
             describe: 'Weight (integer ≥ 1)',
             coerce: positiveInt('--weight'),
-          }),
+          })
+          .option('id', { type: 'string', describe: 'A name as node id (default host:port)' }),
       handler: async (a, ctx) => {
-        const view = await ctx
-          .client()
-          .addNode(a.address, a.weight === undefined ? {} : { weight: a.weight });
+        const view = await ctx.client().addNode(a.address, {
+          ...(a.weight === undefined ? {} : { weight: a.weight }),
+          ...(a.id === undefined ? {} : { id: a.id }),
+        });
         if (ctx.out.json) ctx.out.emit(view);
         else {
-          const added = view.nodes.find((n) => n.address === a.address);
+          const added = view.nodes.find((n) => (a.id ? n.id === a.id : n.address === a.address));
           ctx.out.line(
             `added ${added?.id ?? a.address} (weight ${added?.weight ?? a.weight ?? 1}): ring is now v${view.version}`,
           );
