@@ -343,7 +343,7 @@ describe.skipIf(!PROMETHEUS)(
       expect(
         series(await query(promUrl, 'sum by (instance) (rate(dcache_http_requests_total[1m]))')),
       ).toHaveLength(2);
-      expect(await one('sum(rate(dcache_http_requests_total[1m]))')).toBeGreaterThan(10);
+      expect(await one('sum(rate(dcache_http_requests_total[1m]))')).toBeGreaterThan(1);
       const hitRatio = await one(
         'sum(rate(dcache_cache_hits_total[1m])) / clamp_min(sum(rate(dcache_cache_hits_total[1m])) + sum(rate(dcache_cache_misses_total[1m])), 1e-9)',
       );
