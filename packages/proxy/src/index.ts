@@ -17,15 +17,41 @@ export { HealthTracker } from './health/health-tracker.js';
 export { createLogger } from './log.js';
 export { main, run } from './main.js';
 export {
+  BOOTSTRAP_TIMEOUT,
+  type Cluster,
+  type InitialMembership,
+  initialMembership,
+  setupCluster,
+} from './membership/cluster.js';
+export {
   type ChangeSource,
   MembershipHolder,
   type RingSnapshot,
   seedDoc,
   snapshotOf,
 } from './membership/membership-holder.js';
+export {
+  type AddNodeInput,
+  attachMembership,
+  MembershipManager,
+  membershipOf,
+  type ReceiveResult,
+  type UpdateNodeInput,
+} from './membership/membership-manager.js';
+export {
+  type MembershipState,
+  persisterOf,
+  readStateFile,
+  StateFileError,
+  StatePersister,
+  writeFileAtomic,
+} from './membership/state-file.js';
 export { createMetrics, type Metrics } from './metrics.js';
+export { PeerClient, PeerError } from './peers/peer-client.js';
+export { PeerSync, type PeerView, peerSyncOf } from './peers/peer-sync.js';
+export { type Exchange, MAX_PEER_PAYLOAD, PATHS as PEER_PATHS } from './peers/protocol.js';
 export { Router } from './router.js';
 export { healthSummary } from './routes/health.js';
-export { ringView } from './routes/ring.js';
+export { fullRingView, ringView } from './routes/ring.js';
 export { createRuntime, type Runtime } from './runtime.js';
 export { type RunningServer, type StartOptions, startServer } from './server.js';

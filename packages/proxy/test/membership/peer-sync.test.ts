@@ -12,8 +12,13 @@ import {
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
+import { MembershipHolder, seedDoc } from '../../src/membership/membership-holder.js';
+import { MembershipManager } from '../../src/membership/membership-manager.js';
+import { createMetrics } from '../../src/metrics.js';
+import { PeerSync } from '../../src/peers/peer-sync.js';
 import { type RunningServer, startServer } from '../../src/server.js';
 
+const log = pino({ level: 'silent' });
 let redis: RedisCluster;
 const dir = mkdtempSync(join(tmpdir(), 'dcache-peers-'));
 const servers: RunningServer[] = [];
@@ -152,5 +157,120 @@ describe('peer sync (in-process proxies, real sockets and Redis)', () => {
     expect(metrics).toMatch(
       new RegExp(`dcache_peer_sync_failures_total\\{peer="${good.url}"\\} [1-9]`),
     );
+  });
+
+  it('oversized or malformed peer payloads answer 400 INVALID_MEMBERSHIP and change nothing', async () => {
+    const s = await proxy({ DC_CLUSTER_TOKEN: 'k', DC_CLUSTER_NODE_ID: 'victim' });
+    const before = s.rt.holder.current.checksum;
+    const headers = { authorization: 'Bearer k', 'content-type': 'application/json' };
+    const bodies = [
+      `{"from":{"id":"x","url":""},"pad":"${'a'.repeat(4.5 * 1024 * 1024)}"}`,
+      '{"from":',
+      '"just a string"',
+      JSON.stringify({ from: { id: 'x' }, doc: { entries: [] } }),
+      JSON.stringify({
+        from: { id: 'x' },
+        peers: Array(300).fill('http://h:1'),
+        doc: { entries: {} },
+      }),
+    ];
+    for (const payload of bodies) {
+      for (const url of ['/internal/v1/membership/sync', '/internal/v1/membership/digest']) {
+        const r = await s.app.inject({ method: 'POST', url, headers, payload });
+        expect(r.statusCode).toBe(400);
+        expect(r.json().error.code).toBe('INVALID_MEMBERSHIP');
+      }
+    }
+    // Without the token the body is not even read: 401 before any size or shape check.
+    const r = await s.app.inject({
+      method: 'POST',
+      url: '/internal/v1/membership/sync',
+      headers: { 'content-type': 'application/json' },
+      payload: bodies[0],
+    });
+    expect(r.statusCode).toBe(401);
+    expect(s.rt.holder.current.checksum).toBe(before);
+  });
+
+  it('a change made while the peer is down reaches it by push retries, not by a round', async () => {
+    const portB = await freePort();
+    const urlB = `http://127.0.0.1:${portB}`;
+    const holder = new MembershipHolder(seedDoc(redis.addresses.slice(0, 2)), { hash: 'murmur' });
+    const metrics = createMetrics();
+    const manager = new MembershipManager(holder, { writer: 'pusher', log, metrics });
+    const sync = new PeerSync({
+      manager,
+      log,
+      metrics,
+      token: 'r',
+      seeds: [urlB],
+      interval: 600_000, // no second round during the test
+      pushAttempts: 8,
+    });
+    try {
+      sync.start('http://127.0.0.1:9');
+      await waitFor(() => sync.list()[0]?.failures === 1, {
+        timeout: 5_000,
+        message: 'the first round to fail (B is not up yet)',
+      });
+      manager.addNode({ address: redis.addresses[2] as string });
+      const b = await proxy({
+        DC_CLUSTER_TOKEN: 'r',
+        DC_CLUSTER_NODE_ID: 'pushed',
+        DC_SERVER_PORT: String(portB),
+        DC_CLUSTER_SYNC_INTERVAL: '600s',
+      });
+      await waitFor(() => b.rt.holder.current.checksum === holder.current.checksum, {
+        timeout: 10_000,
+        message: 'B to receive the change through a retried push',
+      });
+      // B applied it; the push that carried it completes when A reads B's reply.
+      await waitFor(() => sync.list()[0]?.failures === 0, { timeout: 5_000 });
+      const text = await metrics.register.metrics();
+      const count = (result: string) =>
+        Number(
+          new RegExp(
+            `dcache_peer_sync_total\\{peer="${urlB}",kind="push",result="${result}"\\} (\\d+)`,
+          ).exec(text)?.[1] ?? 0,
+        );
+      expect(count('error')).toBeGreaterThanOrEqual(1);
+      expect(count('ok')).toBeGreaterThanOrEqual(1);
+      expect(sync.list()[0]).toMatchObject({ id: 'pushed', in_sync: true, failures: 0 });
+    } finally {
+      await sync.stop();
+    }
+  });
+
+  it('forgets learned peers that never answer, keeps configured ones', async () => {
+    const holder = new MembershipHolder(seedDoc(['h:1']), { hash: 'murmur' });
+    const metrics = createMetrics();
+    const manager = new MembershipManager(holder, { writer: 'f', log, metrics });
+    const sync = new PeerSync({
+      manager,
+      log,
+      metrics,
+      token: 't',
+      seeds: ['http://127.0.0.1:7/'],
+      interval: 50,
+      forgetAfter: 300,
+    });
+    try {
+      sync.start('http://127.0.0.1:9');
+      sync.heard({
+        from: { id: 'other', url: 'http://127.0.0.1:8' },
+        peers: ['http://127.0.0.1:6', 'http://127.0.0.1:9'], // the last one is this proxy
+        seeded: false,
+      });
+      expect(sync.list().map((p) => p.url)).toEqual([
+        'http://127.0.0.1:6',
+        'http://127.0.0.1:7',
+        'http://127.0.0.1:8',
+      ]);
+      await waitFor(() => sync.size === 1, { timeout: 5_000, message: 'learned peers forgotten' });
+      expect(sync.list()[0]).toMatchObject({ url: 'http://127.0.0.1:7', seed: true });
+      expect(sync.list()[0]?.failures).toBeGreaterThan(0);
+    } finally {
+      await sync.stop();
+    }
   });
 });

@@ -1,0 +1,148 @@
+/** Helpers for multi-process membership tests: proxies run as `node packages/proxy/dist/main.js`. */
+import { fileURLToPath } from 'node:url';
+import { startProcess, type TestProcess } from '@dcache/test-utils';
+
+/** The built proxy entry point. */
+export const MAIN_JS = fileURLToPath(new URL('../../packages/proxy/dist/main.js', import.meta.url));
+
+/** One proxy process and how to restart it with the same settings. */
+export interface ProxyProc {
+  name: string;
+  url: string;
+  env: Record<string, string>;
+  proc: TestProcess;
+  /** Start it again with the same env (after stop). */
+  restart(): Promise<void>;
+}
+
+/** Start a proxy process listening on `port` and wait until /health/live answers. */
+export async function startProxyProcess(
+  name: string,
+  port: number,
+  env: Record<string, string>,
+): Promise<ProxyProc> {
+  const url = `http://127.0.0.1:${port}`;
+  const fullEnv: Record<string, string> = {
+    DC_SERVER_HOST: '127.0.0.1',
+    DC_SERVER_PORT: String(port),
+    DC_CLUSTER_NODE_ID: name,
+    DC_CLUSTER_ADVERTISE_URL: url,
+    DC_LOGGER_LEVEL: 'warn',
+    ...env,
+  };
+  const launch = () =>
+    startProcess('node', [MAIN_JS], {
+      env: fullEnv,
+      readyUrl: `${url}/health/live`,
+      readyTimeout: 30_000,
+    });
+  const p: ProxyProc = {
+    name,
+    url,
+    env: fullEnv,
+    proc: await launch(),
+    async restart() {
+      p.proc = await launch();
+    },
+  };
+  return p;
+}
+
+/** A fully read JSON response. */
+export interface JsonRes {
+  status: number;
+  headers: Headers;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON fields
+  body: any;
+}
+
+/** fetch + JSON, bounded by a timeout. */
+export async function call(
+  url: string,
+  init: { method?: string; json?: unknown; body?: string; headers?: Record<string, string> } = {},
+): Promise<JsonRes> {
+  const headers: Record<string, string> = { ...init.headers };
+  let body = init.body;
+  if (init.json !== undefined) {
+    body = JSON.stringify(init.json);
+    headers['content-type'] = 'application/json';
+  }
+  const r = await fetch(url, {
+    method: init.method ?? 'GET',
+    headers,
+    ...(body === undefined ? {} : { body }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await r.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = text;
+  }
+  return { status: r.status, headers: r.headers, body: parsed };
+}
+
+/** The ring checksum a proxy serves (X-Ring-Checksum of a cheap call). */
+export async function ringChecksum(url: string): Promise<string> {
+  const r = await fetch(`${url}/health/live`, { signal: AbortSignal.timeout(5_000) });
+  await r.arrayBuffer();
+  return r.headers.get('x-ring-checksum') ?? '';
+}
+
+/**
+ * Milliseconds until every proxy in `urls` serves `checksum`, polling every `interval` ms;
+ * throws after `timeout`.
+ */
+export async function timeToConverge(
+  urls: readonly string[],
+  checksum: string,
+  t0: number,
+  timeout = 10_000,
+  interval = 5,
+): Promise<number> {
+  const pending = new Set(urls);
+  let last = t0;
+  while (pending.size > 0) {
+    if (performance.now() - t0 > timeout) {
+      throw new Error(`${[...pending].join(', ')} did not converge within ${timeout} ms`);
+    }
+    await Promise.all(
+      [...pending].map(async (u) => {
+        if ((await ringChecksum(u)) === checksum) {
+          pending.delete(u);
+          last = performance.now();
+        }
+      }),
+    );
+    if (pending.size > 0) await new Promise((r) => setTimeout(r, interval));
+  }
+  return last - t0;
+}
+
+/** Run `fn` over `items` with at most `limit` in flight. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Median and max of a list of numbers. */
+export function stats(xs: readonly number[]): { median: number; max: number; min: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  const median =
+    s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+  return { median, max: s[s.length - 1] as number, min: s[0] as number };
+}
