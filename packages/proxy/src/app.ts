@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -38,6 +40,23 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_BAD_URL: 'INVALID_KEY',
   FST_ERR_ASYNC_CONSTRAINT: 'BAD_REQUEST',
 };
+
+// Node's own client errors that deserve their own message (the rest: "not valid HTTP/1.1").
+const CLIENT_ERRORS: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: 'the request line and headers are larger than the server accepts',
+  ERR_HTTP_REQUEST_TIMEOUT: 'the request was not received within the read timeout',
+  HPE_INVALID_EOF_STATE: 'the connection ended before the whole request was received',
+};
+
+/** Write a whole error response straight to a socket (for requests Fastify never sees). */
+function rawError(socket: Duplex, code: ErrorCode, message: string): void {
+  if (!socket.writable) return;
+  const text = JSON.stringify(errorBody(code, message));
+  const status = ERRORS[code].status;
+  socket.write(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+  );
+}
 
 /** Map any error thrown while serving to a catalogue code. */
 export function codeOf(err: unknown): { code: ErrorCode; message: string } {
@@ -81,6 +100,17 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     genReqId: () => crypto.randomUUID(),
     routerOptions: { maxParamLength: 65_536, ignoreTrailingSlash: false },
     ajv: { customOptions: { allErrors: false } },
+    // Requests Node's HTTP parser refuses (bad framing, truncated body, header overflow, read
+    // timeout) never reach Fastify: answer them with a catalogue body too, then close.
+    clientErrorHandler: (err, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const res = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+      if (!res?.headersSent) {
+        const message = CLIENT_ERRORS[err.code ?? ''] ?? 'the request is not valid HTTP/1.1';
+        rawError(socket, 'BAD_REQUEST', message);
+      }
+      socket.destroy();
+    },
     // Bad percent-encoding and the like never reach a route: answer them with catalogue codes too.
     frameworkErrors: (err, _req, reply) => {
       const { code, message } = codeOf(err);
@@ -90,6 +120,13 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
         .send(errorBody(code, message));
     },
   });
+  // Node drops a CONNECT (a forward-proxy tunnel request) without a word unless someone listens.
+  app.server.on('connect', (_req: unknown, socket: Duplex) => {
+    rawError(socket, 'METHOD_NOT_ALLOWED', 'CONNECT is not supported');
+    socket.end();
+  });
+  // Node answers an unknown `Expect` with a bare 417; RFC 9110 lets a server ignore it instead.
+  app.server.on('checkExpectation', (req, res) => app.server.emit('request', req, res));
   // Route schemas document the API (OpenAPI); validation is ours, with catalogue codes.
   app.setValidatorCompiler(() => () => true);
   app.removeContentTypeParser('text/plain');
@@ -126,8 +163,11 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
 
   const inflight = metrics.inflight;
   const extraHeaders = opts.responseHeaders;
+  // The scrape itself is not counted in flight, so an idle proxy reads 0.
+  const counted = (req: { routeOptions: { url?: string | undefined } }) =>
+    req.routeOptions.url !== '/metrics';
   app.addHook('onRequest', (req, reply, done) => {
-    inflight.inc();
+    if (counted(req)) inflight.inc();
     (req as { t0?: number }).t0 = performance.now();
     if (rt.state.shuttingDown) {
       reply.header('connection', 'close');
@@ -142,7 +182,7 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     done(null, payload);
   });
   app.addHook('onResponse', (req, reply, done) => {
-    inflight.dec();
+    if (counted(req)) inflight.dec();
     const route = req.routeOptions.url ?? 'unmatched';
     const labels = { route, method: req.method, status_class: statusClass(reply.statusCode) };
     metrics.http.requests.inc(labels);
