@@ -5,7 +5,13 @@ import type { AppOptions } from '../app.js';
 import type { Config } from '../config.js';
 import { PeerClient } from '../peers/peer-client.js';
 import { attachPeerSync, PeerSync } from '../peers/peer-sync.js';
-import { type Exchange, normalizePeerUrl, PATHS, parseExchange } from '../peers/protocol.js';
+import {
+  type Exchange,
+  normalizePeerUrl,
+  PATHS,
+  parseExchange,
+  placementOf,
+} from '../peers/protocol.js';
 import { internalRoutes } from '../routes/internal.js';
 import type { Runtime } from '../runtime.js';
 import { seedDoc } from './membership-holder.js';
@@ -144,6 +150,7 @@ export async function setupCluster(rt: Runtime, init: InitialMembership): Promis
       token,
       seeds: peers,
       interval: config.cluster.syncInterval,
+      placement: placementOf(config.cache.hash, config.cache.hashTag),
     });
     sync = s;
     attachPeerSync(rt, s);

@@ -18,6 +18,8 @@ export interface PeerSyncOptions {
   metrics: Metrics;
   /** Cluster token (non-empty: without one there is no PeerSync). */
   token: string;
+  /** This proxy's key placement (`placementOf(hash, hashTag)`), compared with every peer's. */
+  placement?: string;
   /** Configured peer URLs (DC_CLUSTER_PEERS). */
   seeds: readonly string[];
   /** Anti-entropy interval (ms); each round waits interval ± 20%. */
@@ -49,6 +51,7 @@ interface PeerState {
   version: number | undefined;
   checksum: string | undefined;
   seeded: boolean | undefined;
+  placement: string | undefined;
   /** An anti-entropy round is in flight. */
   busy: boolean;
   /** A push loop runs; `pushDirty` asks it to send the current document once more. */
@@ -66,6 +69,9 @@ export interface PeerView {
   version: number | null;
   checksum: string | null;
   in_sync: boolean;
+  /** The peer's key hash and hash tag; when it differs from ours, the same ring maps keys differently. */
+  placement: string | null;
+  placement_mismatch: boolean;
   failures: number;
   failures_total: number;
   last_error: string | null;
@@ -89,6 +95,7 @@ export class PeerSync {
   private readonly forgetAfter: number;
   private readonly shareWindow: number;
   private readonly maxPeers: number;
+  private readonly placement: string | undefined;
   private readonly peers = new Map<string, PeerState>();
   /** URLs that turned out to be this proxy or another URL of a known peer. */
   private readonly ignored = new Set<string>();
@@ -110,6 +117,7 @@ export class PeerSync {
     this.forgetAfter = opts.forgetAfter ?? Math.max(300_000, 100 * opts.interval);
     this.shareWindow = opts.shareWindow ?? Math.max(60_000, 10 * opts.interval);
     this.maxPeers = opts.maxPeers ?? MAX_PEER_URLS;
+    this.placement = opts.placement;
     for (const s of opts.seeds) {
       const url = normalizePeerUrl(s);
       if (url) this.add(url, true);
@@ -129,6 +137,7 @@ export class PeerSync {
       from: { id: this.manager.writer, url: this.selfUrl },
       peers,
       seeded: this.manager.seeded,
+      ...(this.placement === undefined ? {} : { placement: this.placement }),
     };
   }
 
@@ -166,6 +175,8 @@ export class PeerSync {
         version: p.version ?? null,
         checksum: p.checksum ?? null,
         in_sync: p.checksum === mine,
+        placement: p.placement ?? null,
+        placement_mismatch: this.mismatch(p.placement),
         failures: p.failures,
         failures_total: p.failuresTotal,
         last_error: p.lastError ?? null,
@@ -192,6 +203,7 @@ export class PeerSync {
       if (p) {
         p.id = msg.from.id;
         p.seeded = msg.seeded;
+        this.notePlacement(p, msg.placement);
         if (msg.digest) {
           p.version = msg.digest.version;
           p.checksum = msg.digest.checksum;
@@ -231,6 +243,7 @@ export class PeerSync {
       version: undefined,
       checksum: undefined,
       seeded: undefined,
+      placement: undefined,
       busy: false,
       pushing: false,
       pushDirty: false,
@@ -359,6 +372,7 @@ export class PeerSync {
     }
     p.id = reply.from.id;
     p.seeded = reply.seeded;
+    this.notePlacement(p, reply.placement);
     if (reply.digest) {
       p.version = reply.digest.version;
       p.checksum = reply.digest.checksum;
@@ -366,6 +380,21 @@ export class PeerSync {
     if (reply.from.url && reply.from.url !== p.url) this.learn(reply.from.url);
     for (const url of reply.peers) this.learn(url);
     return true;
+  }
+
+  private mismatch(theirs: string | undefined): boolean {
+    return theirs !== undefined && this.placement !== undefined && theirs !== this.placement;
+  }
+
+  private notePlacement(p: PeerState, theirs: string | undefined): void {
+    const before = p.placement;
+    p.placement = theirs;
+    if (theirs !== before && this.mismatch(theirs)) {
+      this.log.error(
+        { peer: p.url, theirs, ours: this.placement },
+        'a peer places keys with another hash or hash tag: the same ring maps keys differently there (set DC_CACHE_HASH and DC_CACHE_HASH_TAG alike on every proxy)',
+      );
+    }
   }
 
   private ok(p: PeerState, kind: 'push' | 'pull'): void {

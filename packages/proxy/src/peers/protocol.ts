@@ -13,6 +13,11 @@ export const MAX_PEER_URLS = 256;
 /** Longest peer URL accepted. */
 export const MAX_URL_LENGTH = 2048;
 
+/** How a proxy places keys (hash and hash tag), as peers compare it. */
+export function placementOf(hash: string, hashTag: string): string {
+  return hashTag ? `${hash} tag ${hashTag}` : hash;
+}
+
 /** Paths of the exchange. */
 export const PATHS = {
   /** GET: the full document (start-up fetch). */
@@ -43,6 +48,8 @@ export interface Envelope {
   peers: string[];
   /** The sender's document is only its DC_CACHE_ADDRESSES seed. */
   seeded: boolean;
+  /** Key hash and hash tag the sender places keys with (must match everywhere). */
+  placement?: string;
 }
 
 /** A message with optional digest and document. */
@@ -101,10 +108,15 @@ export function parseExchange(input: unknown, need: { digest?: boolean; doc?: bo
   }
   const seeded = input.seeded ?? false;
   if (typeof seeded !== 'boolean') throw bad('"seeded" must be true or false');
+  const placement = input.placement;
+  if (placement !== undefined && (typeof placement !== 'string' || placement.length > 64)) {
+    throw bad('"placement" must be a string of at most 64 characters');
+  }
   const out: Exchange = {
     from: { id, url: url === '' ? '' : (normalizePeerUrl(url) ?? '') },
     peers: urls,
     seeded,
+    ...(placement === undefined ? {} : { placement }),
   };
   if (input.digest !== undefined || need.digest) {
     const d = input.digest;

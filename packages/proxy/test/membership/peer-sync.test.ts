@@ -186,10 +186,28 @@ describe('peer sync (in-process proxies, real sockets and Redis)', () => {
       method: 'POST',
       url: '/internal/v1/membership/sync',
       headers: { 'content-type': 'application/json' },
-      payload: bodies[0],
+      payload: bodies[0] as string,
     });
     expect(r.statusCode).toBe(401);
     expect(s.rt.holder.current.checksum).toBe(before);
+  });
+
+  it('flags a peer that places keys with another hash', async () => {
+    const m = await proxy({ DC_CLUSTER_TOKEN: 'h', DC_CLUSTER_NODE_ID: 'murmur' });
+    const f = await proxy({
+      DC_CLUSTER_TOKEN: 'h',
+      DC_CLUSTER_NODE_ID: 'fnv',
+      DC_CACHE_HASH: 'fnv1a_64',
+      DC_CLUSTER_PEERS: m.url,
+    });
+    await waitFor(
+      async () => (await json(`${f.url}/api/v1/ring`)).body.peers[0]?.placement === 'murmur',
+      { timeout: 5_000, message: 'the peer placement to be known' },
+    );
+    const peer = (await json(`${f.url}/api/v1/ring`)).body.peers[0];
+    expect(peer).toMatchObject({ id: 'murmur', placement_mismatch: true });
+    // The same document everywhere (same checksum), mapped differently: that is what the flag is for.
+    expect(peer.in_sync).toBe(true);
   });
 
   it('a change made while the peer is down reaches it by push retries, not by a round', async () => {
