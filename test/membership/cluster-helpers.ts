@@ -83,24 +83,33 @@ export async function call(
   return { status: r.status, headers: r.headers, body: parsed };
 }
 
-/** The ring checksum a proxy serves (X-Ring-Checksum of a cheap call). */
-export async function ringChecksum(url: string): Promise<string> {
+/** The ring version and checksum a proxy serves (X-Ring-* headers of a cheap call). */
+export async function ringDigest(url: string): Promise<{ version: number; checksum: string }> {
   const r = await fetch(`${url}/health/live`, { signal: AbortSignal.timeout(5_000) });
   await r.arrayBuffer();
-  return r.headers.get('x-ring-checksum') ?? '';
+  return {
+    version: Number(r.headers.get('x-ring-version') ?? -1),
+    checksum: r.headers.get('x-ring-checksum') ?? '',
+  };
+}
+
+/** The ring checksum a proxy serves. */
+export async function ringChecksum(url: string): Promise<string> {
+  return (await ringDigest(url)).checksum;
 }
 
 /**
- * Milliseconds until every proxy in `urls` serves `checksum`, polling every `interval` ms;
- * throws after `timeout`.
+ * Milliseconds from `t0` until every proxy in `urls` serves a ring that `done` accepts
+ * (a checksum, or a version reached), polling every `interval` ms; throws after `timeout`.
  */
 export async function timeToConverge(
   urls: readonly string[],
-  checksum: string,
+  done: string | ((d: { version: number; checksum: string }) => boolean),
   t0: number,
   timeout = 10_000,
   interval = 5,
 ): Promise<number> {
+  const ok = typeof done === 'string' ? (d: { checksum: string }) => d.checksum === done : done;
   const pending = new Set(urls);
   let last = t0;
   while (pending.size > 0) {
@@ -109,7 +118,7 @@ export async function timeToConverge(
     }
     await Promise.all(
       [...pending].map(async (u) => {
-        if ((await ringChecksum(u)) === checksum) {
+        if (ok(await ringDigest(u))) {
           pending.delete(u);
           last = performance.now();
         }

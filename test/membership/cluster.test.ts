@@ -22,6 +22,7 @@ import {
   mapLimit,
   type ProxyProc,
   ringChecksum,
+  ringDigest,
   startProxyProcess,
   stats,
   timeToConverge,
@@ -106,14 +107,20 @@ describe('membership across three proxy processes', () => {
   it('1. a node added on A is served by B and C within 1 s; all map 1,000 keys alike', async () => {
     // Same seed everywhere: they agree from the start.
     expect(new Set(await Promise.all(all().map(ringChecksum))).size).toBe(1);
+    const v0 = (await ringDigest(A.url)).version;
+    // Watch B and C while the admin call runs (adding a node adds 1 to the version).
     const t0 = performance.now();
-    const add = await call(`${A.url}/api/v1/ring/nodes`, {
-      method: 'POST',
-      headers: adminH,
-      json: { address: addr(3) },
-    });
+    const [add, ms] = await Promise.all([
+      call(`${A.url}/api/v1/ring/nodes`, {
+        method: 'POST',
+        headers: adminH,
+        json: { address: addr(3) },
+      }),
+      timeToConverge([B.url, C.url], (d) => d.version > v0, t0),
+    ]);
     expect(add.status).toBe(201);
-    const ms = await timeToConverge([B.url, C.url], add.body.checksum, t0);
+    expect(add.body.version).toBe(v0 + 1);
+    for (const u of [B.url, C.url]) expect(await ringChecksum(u)).toBe(add.body.checksum);
     console.log(`[membership] add on A → served by B and C after ${ms.toFixed(1)} ms`);
     expect(ms).toBeLessThan(1_000);
     for (const u of all()) {
@@ -175,14 +182,25 @@ describe('membership across three proxy processes', () => {
     const origins = [A, B, C];
     for (let i = 0; i < 20; i++) {
       const origin = origins[i % 3] as ProxyProc;
+      const v0 = (await ringDigest(origin.url)).version;
+      // From the admin call to the new ring being served everywhere (a weight change: version + 1).
       const t0 = performance.now();
-      const r = await call(`${origin.url}/api/v1/ring/nodes/${encodeURIComponent(addr(3))}`, {
-        method: 'PATCH',
-        headers: adminH,
-        json: { weight: (i % 4) + 2 },
-      });
+      const [r, ms] = await Promise.all([
+        call(`${origin.url}/api/v1/ring/nodes/${encodeURIComponent(addr(3))}`, {
+          method: 'PATCH',
+          headers: adminH,
+          json: { weight: (i % 4) + 2 },
+        }),
+        timeToConverge(all(), (d) => d.version > v0, t0),
+      ]);
       expect(r.status).toBe(200);
-      times.push(await timeToConverge(all(), r.body.checksum, t0));
+      expect(r.body.version).toBe(v0 + 1);
+      expect(await Promise.all(all().map(ringChecksum))).toEqual([
+        r.body.checksum,
+        r.body.checksum,
+        r.body.checksum,
+      ]);
+      times.push(ms);
     }
     const s = stats(times);
     console.log(
