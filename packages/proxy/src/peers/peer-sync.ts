@@ -358,6 +358,12 @@ export class PeerSync {
   /** Record what a reply says about its sender; false when the peer must be dropped. */
   private noteReply(p: PeerState, reply: Exchange): boolean {
     if (reply.from.id === this.manager.writer) {
+      if (p.url !== this.selfUrl) {
+        this.log.warn(
+          { peer: p.url, id: reply.from.id },
+          "a peer answered with this proxy's node id: it is this proxy (a seed listing itself) or two proxies share DC_CLUSTER_NODE_ID",
+        );
+      }
       this.markIgnored(p.url, 'it is this proxy');
       return false;
     }
