@@ -66,7 +66,7 @@ export function cacheRoutes(app: FastifyInstance, rt: Runtime): void {
       const raw = await cache.get(key);
       if (raw === null) {
         missGet.inc();
-        throw new DcacheError('KEY_NOT_FOUND', `key not found`);
+        throw new DcacheError('KEY_NOT_FOUND');
       }
       hitGet.inc();
       // The stored text is already JSON: splice it in, never parse and re-serialise it.
