@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, envName, flagName, loadConfig, SETTINGS } from '../src/config.js';
+import { formatDuration } from '../src/duration.js';
 import { PROXY_DIR } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dcache-config-test-'));
@@ -274,6 +275,29 @@ describe('bad settings are refused naming the setting', () => {
       loadConfig({ env: { DC_CACHE_PASSWORD: 'hunter2', DC_SERVER_PORT: 'x' } }),
     );
     expect(e.message).not.toContain('hunter2');
+  });
+});
+
+describe('docs/configuration.md', () => {
+  const md = readFileSync(join(PROXY_DIR, '../../docs/configuration.md'), 'utf8');
+
+  it('has a row per setting with its YAML key, env name, flag and default', () => {
+    for (const s of SETTINGS) {
+      const row = md
+        .split('\n')
+        .find((l) => l.split('|')[1]?.trim() === `\`${s.path}\``);
+      expect(row, s.path).toBeDefined();
+      expect(row).toContain(`\`${envName(s.path)}\``);
+      expect(row).toContain(`\`--${flagName(s.path)}\``);
+      const d = s.def as unknown;
+      const shown =
+        s.kind === 'duration'
+          ? formatDuration(d as number)
+          : Array.isArray(d)
+            ? d.join(',')
+            : String(d);
+      if (shown !== '') expect(row).toContain(`\`${shown}\``);
+    }
   });
 });
 
