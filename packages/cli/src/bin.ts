@@ -7,12 +7,15 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
+// `main` resolves once a one-shot command is done (`serve`/`dev` never resolve): exit as soon
+// as stdout is flushed, whatever handles are left.
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    process.stdout.write('', () => process.exit(code));
   },
   (e: unknown) => {
     process.stderr.write(`error INTERNAL: ${(e as Error)?.stack ?? String(e)}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

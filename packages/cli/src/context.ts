@@ -1,6 +1,7 @@
 import { DcacheClient, DEFAULT_URL } from '@dcache/client';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { UsageError } from './errors.js';
+import { LITERAL_MARK } from './input.js';
 import { colorEnabled, createOutput, type Output } from './output.js';
 
 /** Options every command accepts. */
@@ -134,6 +135,10 @@ export function command<T, U>(
   };
   return y.command(spec.command, spec.describe, builder, async (argv) => {
     s.usage = spec.usage;
+    const raw = argv as Record<string, unknown>;
+    for (const [k, v] of Object.entries(raw))
+      if (typeof v === 'string' && v.startsWith(LITERAL_MARK))
+        raw[k] = v.slice(LITERAL_MARK.length);
     const a = argv as unknown as ArgumentsCamelCase<U & GlobalArgs>;
     const ctx = s.context(a);
     const code = await spec.handler(a, ctx);

@@ -1,9 +1,23 @@
 import { readFile } from 'node:fs/promises';
 import { UsageError } from './errors.js';
 
-/** The text of `file`, or of stdin when `file` is undefined or `-`. */
+/**
+ * What a lone `-` argument becomes before yargs parses the command line (yargs would turn a `-`
+ * positional into `''` or `true`): "read stdin".
+ */
+export const STDIN_ARG = '\u0000stdin';
+
+/** Prefix of arguments that came after `--` (taken literally, never as options). */
+export const LITERAL_MARK = '\u0001';
+
+/** Whether a file/value argument means stdin (omitted, `-`). */
+export function isStdin(arg: string | undefined): boolean {
+  return arg === undefined || arg === STDIN_ARG || arg === '-';
+}
+
+/** The text of `file`, or of stdin when `file` is omitted or `-`. */
 export async function readInput(file: string | undefined): Promise<string> {
-  if (file !== undefined && file !== '-') {
+  if (!isStdin(file) && file !== undefined) {
     try {
       return await readFile(file, 'utf8');
     } catch (e) {

@@ -9,6 +9,7 @@ import { ringCommands } from './commands/ring.js';
 import { serveCommands } from './commands/serve.js';
 import { Session } from './context.js';
 import { EXIT, report, UsageError } from './errors.js';
+import { LITERAL_MARK, STDIN_ARG } from './input.js';
 import { colorEnabled, paint } from './output.js';
 
 /** Version of the binary (from its package.json). */
@@ -18,9 +19,25 @@ export const VERSION = (
   }
 ).version;
 
+/**
+ * Arguments yargs would misread: a lone `-` (stdin) and everything after `--` (keys or values
+ * that start with a dash), which yargs does not hand to positionals. They are marked here and
+ * unmarked by `command()` before the handler runs.
+ */
+export function protectArgs(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  let literal = false;
+  for (const a of argv) {
+    if (literal) out.push(LITERAL_MARK + a);
+    else if (a === '--') literal = true;
+    else out.push(a === '-' ? STDIN_ARG : a);
+  }
+  return out;
+}
+
 /** Build the yargs program (exported for tests of the parser). */
 export async function buildCli(argv: readonly string[], s: Session): Promise<Argv> {
-  let y: Argv = yargs([...argv])
+  let y: Argv = yargs(protectArgs(argv))
     .scriptName('dcache')
     .usage('$0 <command> [options]\n\nAdmin CLI of dcache, the sharded cache proxy.')
     .option('url', {

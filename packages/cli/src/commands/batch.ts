@@ -2,14 +2,14 @@ import type { BatchItem, FailedMap } from '@dcache/client';
 import type { Argv } from 'yargs';
 import { type Ctx, command, type Session } from '../context.js';
 import { EXIT, UsageError } from '../errors.js';
-import { parseJsonInput, readInput } from '../input.js';
+import { isStdin, parseJsonInput, readInput } from '../input.js';
 import { count, type Output, paint, table } from '../output.js';
 import { ttlArg } from './data.js';
 
 async function load(file: string | undefined): Promise<unknown> {
-  if ((file === undefined || file === '-') && process.stdin.isTTY)
+  if (isStdin(file) && process.stdin.isTTY)
     throw new UsageError('no input: give a JSON file or pipe JSON on stdin');
-  const from = file === undefined || file === '-' ? 'stdin' : file;
+  const from = isStdin(file) ? 'stdin' : (file as string);
   return parseJsonInput(await readInput(file), from);
 }
 
@@ -90,13 +90,15 @@ export function batchCommands(y: Argv, s: Session): Argv {
           if (ctx.out.json) ctx.out.emit(r);
           else {
             const found = Object.entries(r.items);
-            if (found.length > 0)
+            if (found.length > 0) {
               ctx.out.line(
                 table(
                   [{ header: 'key' }, { header: 'value' }],
                   found.map(([k, v]) => [k, short(v)]),
                 ),
               );
+              ctx.out.line();
+            }
             ctx.out.line(
               `found ${count(found.length)}, missing ${count(r.missing.length)}, failed ${count(Object.keys(r.failed).length)}`,
             );

@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { command, type Session } from '../context.js';
 import { EXIT, UsageError } from '../errors.js';
-import { readInput } from '../input.js';
+import { isStdin, readInput } from '../input.js';
 import type { Output } from '../output.js';
 
 /** Human form of a value: strings as they are, everything else as indented JSON. */
@@ -64,7 +64,7 @@ export function dataCommands(y: Argv, s: Session): Argv {
         }),
     handler: async (a, ctx) => {
       let text: string;
-      if (a.value === undefined || a.value === '-') {
+      if (isStdin(a.value)) {
         if (process.stdin.isTTY)
           throw new UsageError('no value: give it as an argument or pipe it on stdin');
         text = (await readInput(undefined)).replace(/\r?\n$/, '');
@@ -72,7 +72,7 @@ export function dataCommands(y: Argv, s: Session): Argv {
           throw new UsageError(
             'no value on stdin (store an empty string with: dcache set <key> "")',
           );
-      } else text = a.value;
+      } else text = a.value as string;
       const value = parseValue(text, a.string);
       const r = await ctx
         .client()

@@ -48,6 +48,11 @@ function loadConfigFrom(
   }
 }
 
+/** The proxy runs until a signal: its handlers end the process (exit 0 after draining). */
+function forever(): Promise<never> {
+  return new Promise<never>(() => {});
+}
+
 /** `dcache serve [flags]` and `dcache dev [--nodes 3]`; the proxy module is loaded only if `load`. */
 export async function serveCommands(y: Argv, s: Session, load: boolean): Promise<Argv> {
   const proxy: Proxy | undefined = load ? await import('@dcache/proxy') : undefined;
@@ -64,7 +69,7 @@ export async function serveCommands(y: Argv, s: Session, load: boolean): Promise
       const p = need();
       const config = loadConfigFrom(p, a as Record<string, unknown>);
       await p.run(config);
-      return undefined;
+      return forever();
     },
   });
   d = command(d, s, {
@@ -98,7 +103,7 @@ export async function serveCommands(y: Argv, s: Session, load: boolean): Promise
           `dcache dev: proxy on port ${config.server.port}; Ctrl-C stops it and the redis-servers\n`,
       );
       await p.run(config);
-      return undefined;
+      return forever();
     },
   });
   return d;
