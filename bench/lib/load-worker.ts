@@ -1,0 +1,120 @@
+/**
+ * Load generator process (autocannon), started once by lib/load.ts pinned to its own core. Reads
+ * one LoadSpec per stdin line; for each runs the warm-up and then the measured run, and prints
+ * WorkerMessage lines on stdout (runs are sequential). Exits when stdin ends. Latencies come from autocannon's per-response event (float ms),
+ * so sub-millisecond percentiles keep their precision.
+ */
+import { writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import autocannon from 'autocannon';
+import type { LoadResult, LoadSpec, RequestSpec, WorkerMessage } from './load-spec.js';
+import { percentileSorted } from './stats.js';
+
+function send(m: WorkerMessage): void {
+  process.stdout.write(`${JSON.stringify(m)}\n`);
+}
+
+function template(r: RequestSpec): autocannon.Request {
+  let i = 0;
+  const n = r.paths.length;
+  const headers = r.bodies ? { 'content-type': r.contentType ?? 'application/json' } : undefined;
+  return {
+    method: r.method,
+    setupRequest: (req) => {
+      const k = i++ % n;
+      const out: autocannon.Request = { ...req, method: r.method, path: r.paths[k]! };
+      if (r.bodies) {
+        out.body = r.bodies[k % r.bodies.length]!;
+        if (headers) out.headers = headers;
+      }
+      return out;
+    },
+  };
+}
+
+function run(spec: LoadSpec, seconds: number, record: boolean) {
+  const lat: number[] = [];
+  const rows: number[] = [];
+  const status: Record<string, number> = {};
+  let finish: (r: autocannon.Result) => void = () => {};
+  let fail: (e: Error) => void = () => {};
+  const done = new Promise<autocannon.Result>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
+  });
+  const inst = autocannon(
+    {
+      url: spec.url,
+      connections: spec.connections,
+      duration: seconds,
+      requests: spec.requests.map(template),
+    },
+    (err, r) => (err ? fail(err as Error) : finish(r)),
+  );
+  if (record) {
+    inst.on('response', (_client, code, _bytes, ms) => {
+      lat.push(ms);
+      status[code] = (status[code] ?? 0) + 1;
+      if (spec.samplesFile) rows.push(Date.now(), ms, code);
+    });
+  }
+  return { done, lat, rows, status };
+}
+
+async function one(spec: LoadSpec): Promise<void> {
+  if (spec.warmupS > 0) {
+    await run(spec, spec.warmupS, false).done;
+  }
+  const m = run(spec, spec.durationS, true);
+  const startedAt = Date.now();
+  send({ event: 'start', at: startedAt });
+  const res = await m.done;
+  const endedAt = Date.now();
+  send({ event: 'end', at: endedAt });
+  const sorted = Float64Array.from(m.lat).sort();
+  let sum = 0;
+  for (const x of sorted) sum += x;
+  const durationS = (endedAt - startedAt) / 1_000;
+  const result: LoadResult = {
+    startedAt,
+    endedAt,
+    durationS,
+    requests: sorted.length,
+    rps: sorted.length / durationS,
+    status: m.status,
+    errors: res.errors,
+    timeouts: res.timeouts,
+    latency: {
+      p50: percentileSorted(sorted, 50),
+      p90: percentileSorted(sorted, 90),
+      p99: percentileSorted(sorted, 99),
+      p999: percentileSorted(sorted, 99.9),
+      max: sorted.length > 0 ? sorted[sorted.length - 1]! : Number.NaN,
+      mean: sorted.length > 0 ? sum / sorted.length : Number.NaN,
+    },
+  };
+  if (spec.samplesFile) {
+    writeFileSync(spec.samplesFile, Buffer.from(Float64Array.from(m.rows).buffer));
+  }
+  send({ event: 'result', result });
+}
+
+async function main(): Promise<void> {
+  const rl = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
+  for await (const line of rl) {
+    if (!line.trim()) continue;
+    try {
+      await one(JSON.parse(line) as LoadSpec);
+    } catch (e) {
+      send({ event: 'error', message: (e as Error).stack ?? String(e) });
+    }
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    send({ event: 'error', message: (e as Error).stack ?? String(e) });
+    process.exit(1);
+  },
+);
