@@ -17,6 +17,8 @@ interface Setting {
   readonly values?: readonly string[];
   /** Never printed (tokens, passwords). */
   readonly secret?: boolean;
+  /** Other environment names accepted for this setting (the canonical one wins). */
+  readonly envAliases?: readonly string[];
 }
 
 /** Every setting of the proxy, in one list: the source of env names, flags, YAML keys, docs. */
@@ -213,6 +215,7 @@ export const SETTINGS = [
     kind: 'duration',
     def: 60_000,
     min: 0,
+    envAliases: ['DC_WARMUP_WINDOW'],
     doc: 'After a ring change, misses read the previous owner for this long',
   },
   {
@@ -386,13 +389,16 @@ export function loadConfig({
       raw = y;
       source = `${s.path} in ${file}`;
     }
-    const e = env[envName(s.path)];
+    const envKey =
+      [envName(s.path), ...(s.envAliases ?? [])].find((n) => env[n] !== undefined) ??
+      envName(s.path);
+    const e = env[envKey];
     if (e !== undefined && e !== '') {
       raw = e;
-      source = envName(s.path);
+      source = envKey;
     } else if (e === '' && s.kind === 'string') {
       raw = '';
-      source = envName(s.path);
+      source = envKey;
     }
     if (flags[s.path] !== undefined) {
       raw = flags[s.path];
