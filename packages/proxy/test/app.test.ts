@@ -42,7 +42,7 @@ describe('never a 5xx for anything a client sends', () => {
         const got = await proxy.req('POST', '/api/v1/cache/batch/get', { json: { keys: [key] } });
         expect(got.body.items[key]).toBe(key);
       }),
-      { numRuns: 80 },
+      { numRuns: 50 },
     );
   });
 
@@ -71,7 +71,7 @@ describe('never a 5xx for anything a client sends', () => {
           if (res.status >= 400) expect(res.body.error.code).toMatch(/^[A-Z_]+$/);
         },
       ),
-      { numRuns: 200 },
+      { numRuns: 120 },
     );
   });
 

@@ -98,12 +98,33 @@ describe('batch calls with one node SIGKILLed', () => {
       'NODE_UNAVAILABLE',
     );
 
+    // Listing skips the dead node and says so; its keys are simply not in the walk.
+    const listed = await proxy.req('GET', '/api/v1/cache/keys?pattern=shard-key-*&limit=10000');
+    expect(listed.status).toBe(200);
+    expect(listed.body.skipped_nodes).toEqual([dead.address]);
+    expect([...listed.body.keys].sort()).toEqual([...liveKeys].sort());
+    expect(listed.body.cursor).toBeNull();
+
+    const stats = await proxy.req('GET', '/api/v1/cache/stats');
+    expect(stats.status).toBe(200);
+    const deadStats = stats.body.nodes.find((n: { id: string }) => n.id === dead.address);
+    expect(deadStats.error.code).toBe('NODE_UNAVAILABLE');
+    expect(stats.body.total.keys).toBe(liveKeys.length);
+
     const del = await proxy.req('DELETE', '/api/v1/cache/batch', { json: { keys: KEYS } });
     expect(del.status).toBe(207);
     expect(del.body.deleted).toBe(liveKeys.length);
     expectFailed(del.body.failed, deadKeys, PIPELINE_CODES);
     for (const k of liveKeys.slice(0, 5))
       expect((await proxy.req('HEAD', `/api/v1/cache/${k}`)).status).toBe(404);
+
+    // Flush reaches the live nodes and reports the dead one: 207.
+    const flush = await proxy.req('DELETE', '/api/v1/cache/');
+    expect(flush.status).toBe(207);
+    expect(flush.body).toEqual({
+      flushed_nodes: 2,
+      failed: { [dead.address]: 'NODE_UNAVAILABLE' },
+    });
   });
 
   it('answers 503 ALL_FAILED with every key in failed when every node is dead', async () => {
