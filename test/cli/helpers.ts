@@ -116,6 +116,11 @@ export async function startProxy(n = 3, env: Record<string, string> = {}): Promi
       DC_SERVER_PORT: String(port),
       DC_ADMIN_TOKEN: TOKEN,
       DC_LOGGER_LEVEL: 'warn',
+      // CI runs on 2 busy cores: no Redis timeout or ejection from load alone (tests override).
+      DC_CACHE_COMMAND_TIMEOUT: '5s',
+      DC_HEALTH_INTERVAL: '2s',
+      DC_HEALTH_TIMEOUT: '2s',
+      DC_HEALTH_FAILURE_THRESHOLD: '5',
       ...env,
     },
     readyUrl: `${url}/health`,

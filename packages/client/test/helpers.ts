@@ -39,6 +39,11 @@ export async function startProxy(
       DC_SERVER_PORT: String(port),
       DC_ADMIN_TOKEN: 'admin-secret',
       DC_LOGGER_LEVEL: 'warn',
+      // CI runs on 2 busy cores: no Redis timeout or ejection from load alone (tests override).
+      DC_CACHE_COMMAND_TIMEOUT: '5s',
+      DC_HEALTH_INTERVAL: '2s',
+      DC_HEALTH_TIMEOUT: '2s',
+      DC_HEALTH_FAILURE_THRESHOLD: '5',
       ...env,
     },
     readyUrl: `${url}/health`,

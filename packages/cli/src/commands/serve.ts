@@ -48,6 +48,16 @@ function loadConfigFrom(
   }
 }
 
+/** `dev` listens on loopback and logs readably unless told otherwise (flag or env). */
+function devDefaults(argv: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (argv['server-host'] === undefined && !process.env.DC_SERVER_HOST)
+    out['server.host'] = '127.0.0.1';
+  if (argv['logger-format'] === undefined && !process.env.DC_LOGGER_FORMAT)
+    out['logger.format'] = 'pretty';
+  return out;
+}
+
 /** The proxy runs until a signal: its handlers end the process (exit 0 after draining). */
 function forever(): Promise<never> {
   return new Promise<never>(() => {});
@@ -97,10 +107,11 @@ export async function serveCommands(y: Argv, s: Session, load: boolean): Promise
       }
       const config = loadConfigFrom(p, a as Record<string, unknown>, {
         'cache.addresses': local.addresses.join(','),
+        ...devDefaults(a as Record<string, unknown>),
       });
       process.stderr.write(
         `dcache dev: started ${n} local redis-servers: ${local.addresses.join(', ')}\n` +
-          `dcache dev: proxy on port ${config.server.port}; Ctrl-C stops it and the redis-servers\n`,
+          `dcache dev: proxy on http://${config.server.host}:${config.server.port}; Ctrl-C stops it and the redis-servers\n`,
       );
       await p.run(config);
       return forever();
