@@ -283,9 +283,7 @@ describe('docs/configuration.md', () => {
 
   it('has a row per setting with its YAML key, env name, flag and default', () => {
     for (const s of SETTINGS) {
-      const row = md
-        .split('\n')
-        .find((l) => l.split('|')[1]?.trim() === `\`${s.path}\``);
+      const row = md.split('\n').find((l) => l.split('|')[1]?.trim() === `\`${s.path}\``);
       expect(row, s.path).toBeDefined();
       expect(row).toContain(`\`${envName(s.path)}\``);
       expect(row).toContain(`\`--${flagName(s.path)}\``);
