@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http';
+import { type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
@@ -8,6 +8,7 @@ import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
+  type FastifyRequest,
   LogController,
 } from 'fastify';
 import { DcacheError, ERRORS, type ErrorCode, errorBody, isErrorCode } from './errors.js';
@@ -40,6 +41,9 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_BAD_URL: 'INVALID_KEY',
   FST_ERR_ASYNC_CONSTRAINT: 'BAD_REQUEST',
 };
+
+/** The last response of a connection (pipelined requests wait for it). */
+const kLastResponse = Symbol('lastResponse');
 
 // Node's own client errors that deserve their own message (the rest: "not valid HTTP/1.1").
 const CLIENT_ERRORS: Record<string, string> = {
@@ -83,6 +87,86 @@ export function codeOf(err: unknown): { code: ErrorCode; message: string } {
   return { code: 'INTERNAL', message: 'internal error' };
 }
 
+/** Headers Fastify sets itself: not part of what helmet adds. */
+const BASE_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'date',
+  'connection',
+  'keep-alive',
+]);
+
+/**
+ * The headers @fastify/helmet sets with our options, read once from the plugin itself. The plugin
+ * rebuilds helmet's middleware on every request (two more hooks, one async); with fixed options
+ * the headers never vary, so copying them per request is equivalent and much cheaper.
+ */
+async function helmetHeaders(): Promise<[string, string][]> {
+  const probe = Fastify({ logger: false });
+  await probe.register(helmet, { contentSecurityPolicy: false, global: true });
+  probe.get('/', async () => '');
+  const res = await probe.inject({ method: 'GET', url: '/' });
+  await probe.close();
+  return Object.entries(res.headers).filter(
+    (e): e is [string, string] => typeof e[1] === 'string' && !BASE_HEADERS.has(e[0]),
+  );
+}
+
+type Hook = (req: FastifyRequest, reply: FastifyReply, done: () => void) => void;
+
+/** A route option's hooks as a list (Fastify accepts one function or an array). */
+function hookList(h: unknown): Hook[] {
+  return h === undefined ? [] : Array.isArray(h) ? (h as Hook[]) : [h as Hook];
+}
+
+const STATUS_CLASSES = ['2xx', '3xx', '4xx', '5xx'] as const;
+
+/**
+ * Request metrics of one route template: `start` (in flight, start time) and `finish` (count and
+ * duration through label children made once per method and status class). The /metrics scrape
+ * is not counted in flight, so an idle proxy reads 0.
+ */
+function httpTracker(metrics: Runtime['metrics'], route: string): { start: Hook; finish: Hook } {
+  const { inflight, http } = metrics;
+  const counted = route !== '/metrics';
+  type Children = { requests: { inc(): void }; duration: { observe(v: number): void } };
+  const children = new Map<string, (Children | undefined)[]>();
+  const child = (method: string, status: number) => {
+    let byClass = children.get(method);
+    if (!byClass) {
+      byClass = [];
+      children.set(method, byClass);
+    }
+    const sc = statusClass(status);
+    const i = STATUS_CLASSES.indexOf(sc);
+    let c = byClass[i];
+    if (!c) {
+      const labels = { route, method, status_class: sc };
+      c = { requests: http.requests.labels(labels), duration: http.duration.labels(labels) };
+      byClass[i] = c;
+    }
+    return c;
+  };
+  return {
+    start(req, _reply, done) {
+      if (counted) inflight.inc();
+      (req as { t0?: number }).t0 = performance.now();
+      done();
+    },
+    finish(req, reply, done) {
+      const c = child(req.method, reply.statusCode);
+      c.requests.inc();
+      // No start time: an earlier onRequest hook answered (e.g. the rate limit) before `start` ran.
+      const t0 = (req as { t0?: number }).t0;
+      if (t0 !== undefined) {
+        if (counted) inflight.dec();
+        c.duration.observe((performance.now() - t0) / 1_000);
+      }
+      done();
+    },
+  };
+}
+
 /** The HTTP server over a runtime, not listening (tests inject or listen on port 0). */
 export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<FastifyInstance> {
   const { config, metrics, log } = rt;
@@ -91,6 +175,11 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.limits.maxBodyBytes,
     requestTimeout: config.server.readTimeout,
+    // Node enforces requestTimeout from a timer that runs every 30 s by default: a slowloris
+    // client would live up to read_timeout + 30 s. Check often enough to cut it near the limit.
+    http: {
+      connectionsCheckingInterval: Math.min(1_000, Math.max(50, config.server.readTimeout >> 2)),
+    },
     connectionTimeout: config.server.writeTimeout,
     keepAliveTimeout: config.server.idleTimeout,
     forceCloseConnections: 'idle',
@@ -127,6 +216,33 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
   });
   // Node answers an unknown `Expect` with a bare 417; RFC 9110 lets a server ignore it instead.
   app.server.on('checkExpectation', (req, res) => app.server.emit('request', req, res));
+  // Node dispatches pipelined requests at once and only orders the answers; RFC 9112 §9.3.2
+  // allows that for safe methods only. Run a connection's requests one after the other, so that a
+  // GET pipelined after a PUT of the same key reads what the PUT wrote.
+  app.addHook('onRequest', (req, reply, done) => {
+    const sock = req.raw.socket as Duplex & { [kLastResponse]?: ServerResponse };
+    const prev = sock[kLastResponse];
+    sock[kLastResponse] = reply.raw;
+    if (prev === undefined || prev.writableFinished || prev.destroyed) done();
+    else prev.once('close', () => done());
+  });
+  // Node's requestTimeout stops counting once the headers are in: a body trickling in a byte a
+  // second would hold its connection for ever. Close it read_timeout after the headers.
+  const readTimeout = config.server.readTimeout;
+  app.addHook('onRequest', (req, reply, done) => {
+    const h = req.headers;
+    if (h['transfer-encoding'] !== undefined || (h['content-length'] ?? '0') !== '0') {
+      const raw = req.raw;
+      const timer = setTimeout(() => {
+        if (raw.complete) return;
+        const why = 'the request body was not received within the read timeout';
+        if (!reply.raw.headersSent) rawError(raw.socket, 'BAD_REQUEST', why);
+        raw.socket.destroy();
+      }, readTimeout);
+      reply.raw.once('close', () => clearTimeout(timer));
+    }
+    done();
+  });
   // Route schemas document the API (OpenAPI); validation is ours, with catalogue codes.
   app.setValidatorCompiler(() => () => true);
   app.removeContentTypeParser('text/plain');
@@ -143,7 +259,14 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
       },
     },
   });
-  await app.register(helmet, { contentSecurityPolicy: false, global: true });
+  const security = await helmetHeaders();
+  app.addHook('onRequest', (_req, reply, done) => {
+    for (let i = 0; i < security.length; i++) {
+      const h = security[i] as [string, string];
+      reply.header(h[0], h[1]);
+    }
+    done();
+  });
   if (config.rateLimit.max > 0) {
     await app.register(rateLimit, {
       max: config.rateLimit.max,
@@ -161,36 +284,33 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     });
   }
 
-  const inflight = metrics.inflight;
   const extraHeaders = opts.responseHeaders;
-  // The scrape itself is not counted in flight, so an idle proxy reads 0.
-  const counted = (req: { routeOptions: { url?: string | undefined } }) =>
-    req.routeOptions.url !== '/metrics';
+  const unmatched = httpTracker(metrics, 'unmatched');
   app.addHook('onRequest', (req, reply, done) => {
-    if (counted(req)) inflight.inc();
-    (req as { t0?: number }).t0 = performance.now();
     if (rt.state.shuttingDown) {
       reply.header('connection', 'close');
     }
-    done();
+    if (req.is404) unmatched.start(req, reply, done);
+    else done();
+  });
+  // Every route gets its own metric hooks as it is declared: they close over the route template
+  // and cached label children, so a request pays no route lookup (`req.routeOptions` builds an
+  // object per read) and no label hashing. Unmatched requests (404) use the global hooks.
+  app.addHook('onRoute', (route) => {
+    const t = httpTracker(metrics, route.url);
+    route.onRequest = [t.start, ...hookList(route.onRequest)];
+    route.onResponse = [...hookList(route.onResponse), t.finish];
   });
   app.addHook('onSend', (_req, reply, payload, done) => {
-    if (extraHeaders) for (const [k, v] of Object.entries(extraHeaders())) reply.header(k, v);
+    if (extraHeaders) reply.headers(extraHeaders());
     // A request that was in flight when shutdown began must not leave its keep-alive connection
     // open: the drain waits for every connection, so it would last the whole shutdown_timeout.
     if (rt.state.shuttingDown) reply.header('connection', 'close');
     done(null, payload);
   });
   app.addHook('onResponse', (req, reply, done) => {
-    if (counted(req)) inflight.dec();
-    const route = req.routeOptions.url ?? 'unmatched';
-    const labels = { route, method: req.method, status_class: statusClass(reply.statusCode) };
-    metrics.http.requests.inc(labels);
-    metrics.http.duration.observe(
-      labels,
-      (performance.now() - ((req as { t0?: number }).t0 ?? 0)) / 1_000,
-    );
-    done();
+    if (req.is404) unmatched.finish(req, reply, done);
+    else done();
   });
 
   app.setErrorHandler((err, req, reply) => {
