@@ -78,10 +78,6 @@ export async function buildCli(argv: readonly string[], s: Session): Promise<Arg
     .help()
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .completion(
-      'completion',
-      'Print the bash/zsh completion script (dcache completion >> ~/.bashrc)',
-    )
     .epilogue(
       'Exit codes: 0 ok, 1 operation failed, 2 usage error, 3 not found.\nDocs: docs/cli.md',
     )
@@ -106,7 +102,10 @@ export async function buildCli(argv: readonly string[], s: Session): Promise<Arg
   const wantsServe =
     first === 'serve' || first === 'dev' || argv.includes('--get-yargs-completions');
   y = await serveCommands(y, s, wantsServe);
-  return y;
+  return y.completion(
+    'completion',
+    'Print the bash/zsh completion script (dcache completion >> ~/.bashrc)',
+  );
 }
 
 /** Run the binary with `argv` (without node and script); resolves with the exit code. */
