@@ -27,7 +27,8 @@ export async function startProxyProcess(
     DC_SERVER_PORT: String(port),
     DC_CLUSTER_NODE_ID: name,
     DC_CLUSTER_ADVERTISE_URL: url,
-    DC_LOGGER_LEVEL: 'warn',
+    // info: the membership log lines give the time each proxy applied a change.
+    DC_LOGGER_LEVEL: 'info',
     ...env,
   };
   const launch = () =>
@@ -107,7 +108,7 @@ export async function timeToConverge(
   done: string | ((d: { version: number; checksum: string }) => boolean),
   t0: number,
   timeout = 10_000,
-  interval = 5,
+  interval = 10,
 ): Promise<number> {
   const ok = typeof done === 'string' ? (d: { checksum: string }) => d.checksum === done : done;
   const pending = new Set(urls);
@@ -127,6 +128,51 @@ export async function timeToConverge(
     if (pending.size > 0) await new Promise((r) => setTimeout(r, interval));
   }
   return last - t0;
+}
+
+/**
+ * Wall-clock ms (Date.now) at which a proxy process applied the document with `checksum`,
+ * read from its own log line ("ring changed by admin" or "membership merged from a peer",
+ * logged right after the new snapshot is swapped in); undefined if it has not.
+ */
+export function appliedAt(p: ProxyProc, checksum: string): number | undefined {
+  for (const line of p.proc.stdout().split('\n')) {
+    if (!line.includes(checksum)) continue;
+    try {
+      const j = JSON.parse(line) as { msg?: string; checksum?: string; time?: number };
+      if (
+        j.checksum === checksum &&
+        (j.msg === 'ring changed by admin' || j.msg === 'membership merged from a peer')
+      ) {
+        return j.time;
+      }
+    } catch {
+      // not a log line
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Milliseconds from `t0` (Date.now before the admin call) until the last of `procs` applied
+ * `checksum`, from their logs: no polling load on the proxies. Throws after `timeout`.
+ */
+export async function timeToApply(
+  procs: readonly ProxyProc[],
+  checksum: string,
+  t0: number,
+  timeout = 10_000,
+): Promise<number> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const times = procs.map((p) => appliedAt(p, checksum));
+    if (times.every((t) => t !== undefined)) return Math.max(...(times as number[])) - t0;
+    if (Date.now() > deadline) {
+      const missing = procs.filter((_, i) => times[i] === undefined).map((p) => p.name);
+      throw new Error(`${missing.join(', ')} did not apply ${checksum} within ${timeout} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Run `fn` over `items` with at most `limit` in flight. */

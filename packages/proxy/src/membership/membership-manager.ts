@@ -196,6 +196,13 @@ export class MembershipManager {
     } finally {
       this.origin = undefined;
     }
+    if (changed) {
+      const snap = this.holder.current;
+      this.log.info(
+        { from: origin, version: snap.version, checksum: snap.checksum },
+        'membership merged from a peer',
+      );
+    }
     if (changed && this.metrics) {
       const now = this.now();
       for (const e of Object.values(next.entries)) {
@@ -257,8 +264,12 @@ export class MembershipManager {
     }
     this.seededDoc = false;
     this.holder.apply(next, 'admin');
-    this.log.info({ change, by: this.writer }, 'ring changed by admin');
-    return this.holder.current;
+    const snap = this.holder.current;
+    this.log.info(
+      { change, by: this.writer, version: snap.version, checksum: snap.checksum },
+      'ring changed by admin',
+    );
+    return snap;
   }
 }
 

@@ -96,9 +96,14 @@ export class PeerClient {
     return json;
   }
 
-  /** Close the pool's connections. */
+  /** Close the pool's connections once in-flight calls finish. */
   async close(): Promise<void> {
     await this.pool.close().catch(() => this.pool.destroy());
+  }
+
+  /** Close the pool now, failing in-flight calls (shutdown). */
+  async destroy(): Promise<void> {
+    await this.pool.destroy().catch(() => {});
   }
 }
 

@@ -122,7 +122,8 @@ export class PeerSync {
       const url = normalizePeerUrl(s);
       if (url) this.add(url, true);
     }
-    this.manager.holder.on('change', this.onChange);
+    // First listener: the push leaves before the pool and metrics follow the change here.
+    this.manager.holder.prependListener('change', this.onChange);
   }
 
   /** This proxy's identity and known peers, as sent in every message to `to`. */
@@ -157,7 +158,7 @@ export class PeerSync {
     this.running = false;
     clearTimeout(this.timer);
     this.manager.holder.off('change', this.onChange);
-    await Promise.all([...this.peers.values()].map((p) => p.client.close()));
+    await Promise.all([...this.peers.values()].map((p) => p.client.destroy()));
   }
 
   /** The peers as GET /api/v1/ring lists them. */
