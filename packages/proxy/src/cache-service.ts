@@ -4,6 +4,7 @@ import type { StaleJournal } from './health/stale-journal.js';
 import type { Metrics } from './metrics.js';
 import type { Router } from './router.js';
 import type { Executor } from './upstream/executor.js';
+import { classifyRedisError, execPipeline } from './upstream/redis-errors.js';
 
 /** Per-key failure codes of a batch call. */
 export type FailedMap = Record<string, ErrorCode>;
@@ -144,7 +145,8 @@ export class CacheService {
   async batchGet(keys: readonly string[]): Promise<BatchGetResult> {
     const unique = [...new Set(keys)];
     const found = new Map<string, string>();
-    const failed: FailedMap = {};
+    // Null prototype: a key named __proto__ must be an ordinary entry.
+    const failed: FailedMap = Object.create(null);
     const missed = new Set<string>();
     const candidates = new Map<string, string[]>();
     const prevOf = new Map<string, string>();
@@ -255,7 +257,7 @@ export class CacheService {
       p.idx.push(i);
       p.primary.push(primary);
     };
-    const failed: FailedMap = {};
+    const failed: FailedMap = Object.create(null);
     const ok = new Uint8Array(ops.length);
     ops.forEach((o, i) => {
       const owners = this.router.owners(o.key);
@@ -281,13 +283,13 @@ export class CacheService {
               else if (o.ttlMs > 0) pl.set(o.key, o.value, 'PX', o.ttlMs);
               else pl.set(o.key, o.value);
             }
-            return pl.exec();
+            return execPipeline(pl);
           });
-          (res ?? []).forEach(([err, val], j) => {
+          res.forEach(([err, val], j) => {
             const i = p.idx[j] as number;
             const key = (ops[i] as WriteOp).key;
             if (err) {
-              if (p.primary[j]) failed[key] = 'NODE_ERROR';
+              if (p.primary[j]) failed[key] = classifyRedisError(err);
               else this.replicaFailed(node, key, err);
             } else if (p.primary[j] || (ops[i] as WriteOp).del) {
               // A delete counts when any copy existed; a set when its primary acknowledged.
@@ -365,7 +367,7 @@ export class CacheService {
       pttls = await this.exec.run(source, 'pttl', async (c) => {
         const pl = c.pipeline();
         for (const [k] of hits) pl.pttl(k);
-        const res = (await pl.exec()) ?? [];
+        const res = await execPipeline(pl);
         return res.map(([err, v]) => (err ? -2 : (v as number)));
       });
     } catch {
@@ -398,7 +400,7 @@ export class CacheService {
               if (it.pttl > 0) pl.set(it.key, it.value, 'PX', it.pttl, 'NX');
               else pl.set(it.key, it.value, 'NX');
             }
-            return pl.exec();
+            return execPipeline(pl);
           })
           .then(() => {
             const warm = list.filter((it) => it.warmup).length;

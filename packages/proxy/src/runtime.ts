@@ -25,7 +25,7 @@ export interface Runtime {
   exec: Executor;
   journal: StaleJournal;
   cache: CacheService;
-  /** Set when shutdown begins: readiness fails, new requests get 503 SHUTTING_DOWN. */
+  /** Set when shutdown begins: readiness fails and responses close their connections. */
   state: { shuttingDown: boolean; startedAt: number };
   /** Start probing; resolves when each node connected or `connectTimeout` passed. */
   start(): Promise<void>;

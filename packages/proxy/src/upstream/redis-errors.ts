@@ -20,3 +20,21 @@ export function redisError(node: string, err: unknown): DcacheError {
   const reason = (err as Error)?.message ?? String(err);
   return new DcacheError(code, `node ${node}: ${reason}`, { node });
 }
+
+/** A pipeline's results: `[error, value]` per command, as ioredis gives them. */
+export type PipelineResults = [Error | null, unknown][];
+
+/**
+ * `exec()` a pipeline, but reject when every command failed for lack of a connection: ioredis
+ * resolves a pipeline on an unwritable connection with one error per command, which would
+ * otherwise read as Redis error replies (and as a success for passive health).
+ */
+export async function execPipeline(pl: {
+  exec(): Promise<PipelineResults | null>;
+}): Promise<PipelineResults> {
+  const res = (await pl.exec()) ?? [];
+  const first = res[0]?.[0];
+  if (first && res.every(([e]) => e !== null && classifyRedisError(e) !== 'NODE_ERROR'))
+    throw first;
+  return res;
+}
