@@ -192,10 +192,13 @@ export class PeerSync {
   /** A message arrived from a peer: learn its URL and the peers it knows, note its digest. */
   heard(msg: Exchange): void {
     if (msg.from.id === this.manager.writer) {
-      this.log.warn(
-        { from: msg.from },
-        "a peer uses this proxy's node id: give every proxy its own DC_CLUSTER_NODE_ID",
-      );
+      // Our own call (a seed listing this proxy) is expected; another URL means a shared id.
+      if (msg.from.url !== this.selfUrl) {
+        this.log.warn(
+          { from: msg.from },
+          "a peer uses this proxy's node id: give every proxy its own DC_CLUSTER_NODE_ID",
+        );
+      }
       return;
     }
     if (msg.from.url) {
@@ -359,10 +362,10 @@ export class PeerSync {
   /** Record what a reply says about its sender; false when the peer must be dropped. */
   private noteReply(p: PeerState, reply: Exchange): boolean {
     if (reply.from.id === this.manager.writer) {
-      if (p.url !== this.selfUrl) {
+      if (reply.from.url !== this.selfUrl) {
         this.log.warn(
-          { peer: p.url, id: reply.from.id },
-          "a peer answered with this proxy's node id: it is this proxy (a seed listing itself) or two proxies share DC_CLUSTER_NODE_ID",
+          { peer: p.url, id: reply.from.id, advertised: reply.from.url },
+          "a peer answered with this proxy's node id from another URL: two proxies share DC_CLUSTER_NODE_ID",
         );
       }
       this.markIgnored(p.url, 'it is this proxy');
