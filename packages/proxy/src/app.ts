@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import { type ServerResponse, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
@@ -85,6 +87,30 @@ export function codeOf(err: unknown): { code: ErrorCode; message: string } {
   if (status !== undefined && status >= 400 && status < 500)
     return { code: 'BAD_REQUEST', message: e.message };
   return { code: 'INTERNAL', message: 'internal error' };
+}
+
+/**
+ * A request answered before its body was read (413 from Content-Length): Node closes the socket
+ * right after the response, and closing with unread data makes the kernel send RST, which can
+ * discard the 413 before the client reads it. Instead, half-close and keep reading (discarding)
+ * until the client ends or `ms` passes — the lingering close Go's net/http does.
+ */
+export function lingerUnreadBody(raw: IncomingMessage, ms = 2_000): void {
+  const sock = raw.socket as Socket & { destroySoon?: () => void };
+  if (!sock || sock.destroyed) return;
+  raw.resume();
+  sock.on('data', () => {}); // keep the socket flowing after the parser lets go of it
+  sock.destroySoon = () => {
+    sock.end();
+    const done = () => {
+      clearTimeout(timer);
+      sock.destroy();
+    };
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    sock.once('end', done);
+    sock.once('close', () => clearTimeout(timer));
+  };
 }
 
 /** Headers Fastify sets itself: not part of what helmet adds. */
@@ -320,6 +346,10 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     else if (status >= 500) req.log.warn({ code, msg: message }, 'upstream error');
     const body: Record<string, unknown> = errorBody(code, message);
     if (err instanceof DcacheError && err.details?.failed) body.failed = err.details.failed;
+    if (!req.raw.complete) {
+      reply.header('connection', 'close');
+      lingerUnreadBody(req.raw);
+    }
     void reply.code(status).type('application/json').send(body);
   });
   app.setNotFoundHandler((req, reply) => {
