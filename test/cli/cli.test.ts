@@ -410,6 +410,17 @@ describe('dcache against a real proxy over 3 redis-servers', () => {
     }
     expect(c.code).toBe(1);
     expect(json(c)).toMatchObject({ error: { code: 'UNREACHABLE' } });
+    // keys --json streams one document: a failure ends it with an "error" member, still one JSON.
+    const k = await dcache(['--json', '--url', url, 'keys']);
+    expect(k.code).toBe(1);
+    expect(json(k)).toEqual({
+      keys: [],
+      count: 0,
+      complete: false,
+      skipped_nodes: [],
+      error: { code: 'UNREACHABLE', message: expect.stringContaining(url) },
+    });
+    oneErrorLine(k, 'UNREACHABLE');
 
     const sockets = new Set<Socket>();
     const silent: Server = createServer(() => {});

@@ -1,13 +1,18 @@
 import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
 import { command, type Session } from '../context.js';
-import { EXIT, UsageError } from '../errors.js';
+import { EXIT, report, UsageError } from '../errors.js';
 import { count, paint } from '../output.js';
 
 /** Writes keys as they arrive: plain lines, streamed JSON, or lines above a progress bar. */
 interface Sink {
   page(keys: readonly string[], pages: number): void;
-  end(summary: { count: number; complete: boolean; skipped: string[] }): void;
+  end(summary: {
+    count: number;
+    complete: boolean;
+    skipped: string[];
+    error?: { code: string; message: string };
+  }): void;
 }
 
 function jsonSink(out: NodeJS.WriteStream): Sink {
@@ -21,8 +26,9 @@ function jsonSink(out: NodeJS.WriteStream): Sink {
       first = false;
     },
     end(s) {
+      const error = s.error ? `,"error":${JSON.stringify(s.error)}` : '';
       out.write(
-        `],"count":${s.count},"complete":${s.complete},"skipped_nodes":${JSON.stringify(s.skipped)}}\n`,
+        `],"count":${s.count},"complete":${s.complete},"skipped_nodes":${JSON.stringify(s.skipped)}${error}}\n`,
       );
     },
   };
@@ -143,8 +149,20 @@ export function keysCommand(y: Argv, s: Session): Argv {
           }
         }
       } catch (e) {
-        sink.end({ count: seen.size, complete: false, skipped: [...skipped] });
-        throw e;
+        if (!out.json) {
+          sink.end({ count: seen.size, complete: false, skipped: [...skipped] });
+          throw e;
+        }
+        // --json: the error goes inside the one document already started on stdout.
+        const r = report(e, ctx.url);
+        sink.end({
+          count: seen.size,
+          complete: false,
+          skipped: [...skipped],
+          error: { code: r.code, message: r.message },
+        });
+        out.note(`${paint(out.color, 'red', `error ${r.code}`)}: ${r.message}`);
+        return r.exit;
       }
       sink.end({ count: seen.size, complete: !cut && skipped.size === 0, skipped: [...skipped] });
       if (!out.json && showProgress)
