@@ -272,3 +272,27 @@ export function pct(xs: readonly number[], p: number): number {
 export function report(name: string, figures: Record<string, unknown>): void {
   console.log(`[reliability:${name}] ${JSON.stringify(figures)}`);
 }
+
+/** Health settings for fault cases: fast probes, so ejection and re-add take a second or two. */
+export const FAST_HEALTH: Record<string, string> = {
+  DC_HEALTH_INTERVAL: '200ms',
+  DC_HEALTH_TIMEOUT: '150ms',
+  DC_HEALTH_FAILURE_THRESHOLD: '3',
+  DC_HEALTH_SUCCESS_THRESHOLD: '2',
+  DC_HEALTH_RETRY_INTERVAL: '300ms',
+  DC_CACHE_COMMAND_TIMEOUT: '500ms',
+  DC_CACHE_CONNECT_TIMEOUT: '500ms',
+};
+
+/** Whether the proxy at `url` currently serves node `id` (its /health view). */
+export async function nodeServing(url: string, id: string): Promise<boolean> {
+  try {
+    const h = await call(url, 'GET', '/health', { timeoutMs: 2_000 });
+    const n = (h.body?.nodes as { id: string; healthy: boolean }[] | undefined)?.find(
+      (x) => x.id === id,
+    );
+    return n?.healthy === true;
+  } catch {
+    return false;
+  }
+}
