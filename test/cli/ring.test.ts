@@ -205,6 +205,20 @@ describe('dcache ring: plan predicts exactly what add/remove move; admin command
 
     const act = await px.cli(['--json', 'ring', 'activate', extra.address]);
     expect(json<RingView>(act).nodes.find((n) => n.id === extra.address)?.state).toBe('active');
+    // The other form of each: drain --json, activate (human), weight --json.
+    const drainJson = await px.cli(['--json', 'ring', 'drain', extra.address]);
+    expect(drainJson.code).toBe(0);
+    expect(json<RingView>(drainJson).nodes.find((n) => n.id === extra.address)).toMatchObject({
+      state: 'draining',
+      share: 0,
+    });
+    const actHuman = await px.cli(['ring', 'activate', extra.address]);
+    expect(actHuman.code).toBe(0);
+    expect(actHuman.stdout.split('\n')[0]).toMatch(
+      new RegExp(`^activated ${extra.address}: ring is now v\\d+$`),
+    );
+    const wJson = await px.cli(['--json', 'ring', 'weight', extra.address, '4']);
+    expect(json<RingView>(wJson).nodes.find((n) => n.id === extra.address)?.weight).toBe(4);
     const w = await px.cli(['ring', 'weight', extra.address, '3']);
     expect(w.code).toBe(0);
     expect(w.stdout.split('\n')[0]).toMatch(
