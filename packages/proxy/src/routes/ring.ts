@@ -77,7 +77,8 @@ function checkFields(body: Record<string, unknown>, allowed: Set<string>): void 
 
 /** Ring routes: GET ring and owner; admin POST/DELETE/PATCH of nodes. */
 export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
-  const admin = (req: FastifyRequest) => requireAdmin(req, rt.config.admin.token);
+  // An onRequest hook: the token is checked before the body is read or parsed.
+  const admin = async (req: FastifyRequest) => requireAdmin(req, rt.config.admin.token);
   // The change is live when these answer; they also wait (bounded) for the state file.
   const saved = async () => {
     await persisterOf(rt)?.flushed();
@@ -91,6 +92,7 @@ export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
   app.post<{ Body: unknown }>(
     '/api/v1/ring/nodes',
     {
+      onRequest: admin,
       schema: {
         summary: 'Add a Redis node to the ring',
         security: adminSecurity,
@@ -107,7 +109,6 @@ export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
       },
     },
     async (req, reply) => {
-      admin(req);
       const body = checkObject(req.body, 'the body');
       checkFields(body, ADD_FIELDS);
       if (typeof body.address !== 'string') {
@@ -127,6 +128,7 @@ export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
   app.delete<{ Params: { id: string } }>(
     '/api/v1/ring/nodes/:id',
     {
+      onRequest: admin,
       schema: {
         summary: 'Remove a node from the ring',
         security: adminSecurity,
@@ -135,7 +137,6 @@ export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
       },
     },
     async (req) => {
-      admin(req);
       membershipOf(rt).removeNode(req.params.id);
       return saved();
     },
@@ -144,6 +145,7 @@ export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
   app.patch<{ Params: { id: string }; Body: unknown }>(
     '/api/v1/ring/nodes/:id',
     {
+      onRequest: admin,
       schema: {
         summary: "Change a node's weight or state (active, draining)",
         security: adminSecurity,
@@ -159,7 +161,6 @@ export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
       },
     },
     async (req) => {
-      admin(req);
       const body = checkObject(req.body, 'the body');
       checkFields(body, PATCH_FIELDS);
       if (body.weight === undefined && body.state === undefined) {

@@ -87,9 +87,12 @@ export function statsRoutes(app: FastifyInstance, rt: Runtime): void {
 
   app.delete(
     '/api/v1/cache/',
-    { schema: { summary: 'Flush every node (FLUSHDB)', security: adminSecurity } },
+    {
+      // The token is checked before a body (if any) is read.
+      onRequest: async (req) => requireAdmin(req, config.admin.token),
+      schema: { summary: 'Flush every node (FLUSHDB)', security: adminSecurity },
+    },
     async (req, reply) => {
-      requireAdmin(req, config.admin.token);
       const ids = [...holder.current.members.keys()];
       if (ids.length === 0) throw new DcacheError('NO_NODES');
       const failed: Record<string, ErrorCode> = {};
