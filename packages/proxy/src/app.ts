@@ -327,7 +327,8 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     route.onRequest = [t.start, ...hookList(route.onRequest)];
     route.onResponse = [...hookList(route.onResponse), t.finish];
   });
-  app.addHook('onSend', (_req, reply, payload, done) => {
+  app.addHook('onSend', (req, reply, payload, done) => {
+    reply.header('x-request-id', req.id);
     if (extraHeaders) reply.headers(extraHeaders());
     // A request that was in flight when shutdown began must not leave its keep-alive connection
     // open: the drain waits for every connection, so it would last the whole shutdown_timeout.

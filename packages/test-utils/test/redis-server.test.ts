@@ -70,11 +70,14 @@ describe('redis-server fixture', () => {
 
 const docker = await dockerAvailable();
 describe('testcontainers path', () => {
-  it.skipIf(!docker)('starts redis:7-alpine when a Docker engine answers (skipped: no Docker engine)', async () => {
-    const c = await startRedisContainer();
-    expect(c.address).toMatch(/:\d+$/);
-    await c.stop();
-  });
+  it.skipIf(!docker)(
+    'starts redis:7-alpine when a Docker engine answers (skipped: no Docker engine)',
+    async () => {
+      const c = await startRedisContainer();
+      expect(c.address).toMatch(/:\d+$/);
+      await c.stop();
+    },
+  );
   it('the Docker probe answers false quickly without an engine, true with one', async () => {
     const t = Date.now();
     const again = await dockerAvailable();

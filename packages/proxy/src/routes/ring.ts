@@ -20,6 +20,7 @@ export function ringView(rt: Runtime) {
     version: snap.version,
     checksum: snap.checksum,
     hash: rt.config.cache.hash,
+    hash_tag: rt.config.cache.hashTag,
     replication_factor: rt.router.replicas,
     nodes: Object.values(snap.doc.entries)
       .filter((e) => e.state !== 'removed')
