@@ -12,12 +12,13 @@ export interface NodeClientOptions {
   reconnectMax?: number;
 }
 
-/** The Redis connections of one node: `poolSize` auto-pipelined ioredis clients, used round-robin. */
+/** The Redis connections of one node: `poolSize` auto-pipelined ioredis clients, used in turn. */
 export class NodeClient {
   readonly id: string;
   readonly address: string;
   private readonly clients: Redis[];
   private cursor = 0;
+  private rotating = false;
   /** The last connection error, cleared when a connection becomes ready. */
   lastError: string | undefined;
 
@@ -58,12 +59,25 @@ export class NodeClient {
     }
   }
 
-  /** The next client, round-robin. */
+  /**
+   * The client for a command issued now: round-robin per event-loop turn, not per command. Every
+   * command of one turn lands on the same connection and leaves in one auto-pipelined write; a
+   * per-command rotation split each turn's commands into `poolSize` smaller writes (more syscalls
+   * here and more reads in Redis for the same work).
+   */
   redis(): Redis {
     const c = this.clients[this.cursor] as Redis;
-    this.cursor = (this.cursor + 1) % this.clients.length;
+    if (!this.rotating && this.clients.length > 1) {
+      this.rotating = true;
+      setImmediate(this.rotate);
+    }
     return c;
   }
+
+  private readonly rotate = (): void => {
+    this.cursor = (this.cursor + 1) % this.clients.length;
+    this.rotating = false;
+  };
 
   /** PING every connection: a node is healthy only when all of them answer. */
   async pingAll(): Promise<void> {
