@@ -13,6 +13,7 @@ import { ringLookup } from './cases/ring.js';
 import { scale } from './cases/scale.js';
 import { singleKey } from './cases/single.js';
 import { stopLoadWorker } from './lib/load.js';
+import { setProxyEnv } from './lib/procs.js';
 import { profileAll } from './lib/profile.js';
 import { writeReport } from './lib/report.js';
 import type { BenchContext, CaseResult } from './lib/types.js';
@@ -39,6 +40,13 @@ async function main(): Promise<void> {
   if (!profile)
     for (const o of only)
       if (!CASES[o]) throw new Error(`unknown case ${o}: ${Object.keys(CASES).join(', ')}`);
+  const proxyEnv = Object.fromEntries(
+    (arg('proxy-env') ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+  setProxyEnv(proxyEnv);
   const t0 = Date.now();
   const log = (msg: string) =>
     console.log(

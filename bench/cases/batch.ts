@@ -45,7 +45,7 @@ export async function batchGet(ctx: BenchContext): Promise<CaseResult> {
               warmupS: ctx.warmupS,
               requests: [spec],
             },
-            { watch: { server: [proxy.pid], redis: redisPids } },
+            { watch: { server: [proxy.pid], redis: redisPids }, redis: redis.nodes },
           ),
         );
       }

@@ -61,6 +61,7 @@ export async function memory(ctx: BenchContext): Promise<CaseResult> {
       },
       {
         watch: { server: [proxy.pid], redis: redis.nodes.map((n) => n.pid!) },
+        redis: redis.nodes,
         onStart: () => {
           atStart = rssBytes(proxy.pid);
         },

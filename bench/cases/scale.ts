@@ -36,7 +36,10 @@ export async function scale(ctx: BenchContext): Promise<CaseResult> {
               warmupS: ctx.warmupS,
               requests: [getSpec(ks)],
             },
-            { watch: { server: [proxies[i]!.pid], redis: clusters[i]!.nodes.map((x) => x.pid!) } },
+            {
+              watch: { server: [proxies[i]!.pid], redis: clusters[i]!.nodes.map((x) => x.pid!) },
+              redis: clusters[i]!.nodes,
+            },
           ),
         );
       }

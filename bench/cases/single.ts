@@ -10,6 +10,7 @@ import {
   pinRedis,
   type Server,
   seed,
+  startFastifyBaseline,
   startMinimal,
   startProxy,
   startWebdis,
@@ -33,6 +34,7 @@ export async function singleKey(ctx: BenchContext): Promise<CaseResult> {
     servers.push(minimal);
     const webdis = want('webdis') ? await startWebdis(redis) : undefined;
     if (webdis) servers.push(webdis);
+    if (want('fastify')) servers.push(await startFastifyBaseline(redis.address));
 
     const getKeys = keys('get', N_KEYS);
     const putKeys = keys('put', N_KEYS);
@@ -72,7 +74,7 @@ export async function singleKey(ctx: BenchContext): Promise<CaseResult> {
               warmupS: ctx.warmupS,
               requests: [specFor(s, op)],
             },
-            { watch: { server: [s.pid], redis: [redis.pid!] } },
+            { watch: { server: [s.pid], redis: [redis.pid!] }, redis: [redis] },
           );
           const k = `${s.name} ${op}`;
           results[k] = [...(results[k] ?? []), m];
@@ -93,8 +95,13 @@ export async function singleKey(ctx: BenchContext): Promise<CaseResult> {
     );
 
     const rows: Row[] = [];
-    const label = (name: string, op: string) =>
-      `${name === 'dcache' ? 'dcache' : name === 'minimal' ? 'minimal node:http + ioredis' : 'webdis'} ${op.toUpperCase()}`;
+    const NAMES: Record<string, string> = {
+      dcache: 'dcache',
+      minimal: 'minimal node:http + ioredis',
+      webdis: 'webdis',
+      fastify: 'bare Fastify + ioredis (reference)',
+    };
+    const label = (name: string, op: string) => `${NAMES[name]} ${op.toUpperCase()}`;
     for (const op of ['get', 'put'] as const)
       for (const s of servers.filter((x) => want(x.name)))
         rows.push(rowOf(label(s.name, op), results[`${s.name} ${op}`]!, {}, median));
@@ -120,12 +127,16 @@ export async function singleKey(ctx: BenchContext): Promise<CaseResult> {
     }
     const notes = webdis ? [] : ['webdis is not installed: its comparison was skipped'];
     const short = (r: Row) =>
-      r.label.replace('minimal node:http + ioredis', 'minimal').replace(/ \(.*\)$/, '');
+      r.label
+        .replace('minimal node:http + ioredis', 'minimal')
+        .replace('bare Fastify + ioredis (reference)', 'bare Fastify')
+        .replace(/ \(generator ceiling\)$/, '')
+        .replace('node:http constant body, no Redis', 'no-Redis ceiling');
     return {
       id: 'single',
       title: '1. Single-key GET / PUT of a 100-byte value',
       setup:
-        `one redis-server; dcache (defaults, 1 node), the minimal server and webdis ${webdis ? '(2 threads)' : '(not installed)'} in front of it; ` +
+        `one redis-server; dcache (defaults, 1 node), the minimal server, webdis ${webdis ? '(2 threads)' : '(not installed)'} and, as a reference for Fastify's own cost, a bare Fastify server with the same two routes, all in front of it; ` +
         `${N_KEYS.toLocaleString('en')} keys in turn; ${ctx.connections} connections; runs interleaved across servers`,
       rows,
       checks,

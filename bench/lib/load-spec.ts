@@ -1,7 +1,10 @@
-/** One request template of a load; each connection cycles through a spec's templates in order. */
+/**
+ * One request template of a load. Each connection cycles through the templates in order, taking
+ * each template's paths and bodies in turn (at most 2,000 distinct requests per load).
+ */
 export interface RequestSpec {
   method: 'GET' | 'PUT' | 'POST' | 'DELETE';
-  /** Paths used in turn (one counter per template, shared by all connections). */
+  /** Paths used in turn. */
   paths: readonly string[];
   /** Bodies used in turn alongside the paths (same counter). */
   bodies?: readonly string[];

@@ -6,6 +6,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RedisServer } from '@dcache/test-utils';
 import type { LoadResult, LoadSpec, WorkerMessage } from './load-spec.js';
 import { CORES, type CoreTicks, coreTicks, cpuTicks } from './procs.js';
 
@@ -18,12 +19,16 @@ export interface Measured extends LoadResult {
   cpu: Record<string, number>;
   /** Busy percent of the server core and of the load core (every process on them, ours or not). */
   coreBusy: { server: number; load: number };
+  /** Redis commands per read event over the run (the pipelining depth the servers achieved). */
+  redisCmdsPerRead?: number;
 }
 
 /** Options of {@link runLoad}. */
 export interface RunOptions {
   /** Names → pids whose CPU use is reported. */
   watch?: Record<string, readonly number[]>;
+  /** Redis nodes whose INFO stats give the pipelining depth. */
+  redis?: readonly RedisServer[];
   /** Called when the measured run starts (after the warm-up) and when it ends. */
   onStart?: (at: number) => void;
   onEnd?: (at: number) => void;
@@ -83,13 +88,26 @@ export async function stopLoadWorker(): Promise<void> {
 export async function runLoad(spec: LoadSpec, opts: RunOptions = {}): Promise<Measured> {
   worker ??= startWorker();
   const w = worker;
-  const watch = opts.watch ?? {};
+  const watch: Record<string, readonly number[]> = { ...opts.watch };
+  if (w.child.pid !== undefined) watch.load = [w.child.pid];
   const snap = () => ({
     ticks: Object.fromEntries(
       Object.entries(watch).map(([k, pids]) => [k, pids.reduce((s, p) => s + cpuTicks(p), 0)]),
     ),
     cores: coreTicks(),
   });
+  const stats = async (): Promise<{ cmds: number; reads: number }> => {
+    let cmds = 0;
+    let reads = 0;
+    for (const n of opts.redis ?? []) {
+      const info = String(await n.command('INFO', 'stats'));
+      cmds += Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? 0);
+      reads += Number(/total_reads_processed:(\d+)/.exec(info)?.[1] ?? 0);
+    }
+    return { cmds, reads };
+  };
+  let statsBefore: Promise<{ cmds: number; reads: number }> | undefined;
+  let statsAfter: Promise<{ cmds: number; reads: number }> | undefined;
   let before: { ticks: Record<string, number>; cores: CoreTicks[] } | undefined;
   let after: { ticks: Record<string, number>; cores: CoreTicks[] } | undefined;
   const limitMs = (spec.warmupS + spec.durationS) * 1_000 + 60_000;
@@ -107,9 +125,11 @@ export async function runLoad(spec: LoadSpec, opts: RunOptions = {}): Promise<Me
     w.listener = (m) => {
       if (m.event === 'start') {
         before = snap();
+        if (opts.redis) statsBefore = stats();
         opts.onStart?.(m.at);
       } else if (m.event === 'end') {
         after = snap();
+        if (opts.redis) statsAfter = stats();
         opts.onEnd?.(m.at);
       } else if (m.event === 'result') resolve(m.result);
       else reject(new Error(`load worker: ${m.message}`));
@@ -130,7 +150,18 @@ export async function runLoad(spec: LoadSpec, opts: RunOptions = {}): Promise<Me
     if (!a || !b || b.total === a.total) return Number.NaN;
     return (100 * (b.busy - a.busy)) / (b.total - a.total);
   };
-  return { ...result, cpu, coreBusy: { server: busy(CORES.server), load: busy(CORES.load) } };
+  const out: Measured = {
+    ...result,
+    cpu,
+    coreBusy: { server: busy(CORES.server), load: busy(CORES.load) },
+  };
+  if (statsBefore && statsAfter) {
+    const [a, b] = await Promise.all([statsBefore, statsAfter]);
+    // Each INFO call is itself one command and one read: leave them out.
+    const n = opts.redis?.length ?? 0;
+    out.redisCmdsPerRead = (b.cmds - a.cmds - n) / Math.max(1, b.reads - a.reads - n);
+  }
+  return out;
 }
 
 /** Read a worker's samples file: [epoch ms, latency ms, status] per response. */

@@ -84,6 +84,13 @@ export interface ProxyOptions {
   profileDir?: string;
 }
 
+let extraProxyEnv: Record<string, string> = {};
+
+/** Settings added to every proxy this run starts (`--proxy-env=K=V,...`, for experiments). */
+export function setProxyEnv(env: Record<string, string>): void {
+  extraProxyEnv = env;
+}
+
 /** `node packages/proxy/dist/main.js` pinned to the server core, logging at warn. */
 export async function startProxy(addresses: string, opts: ProxyOptions = {}): Promise<Server> {
   if (!existsSync(PROXY_MAIN)) throw new Error(`${PROXY_MAIN} is missing: run npm run build first`);
@@ -100,6 +107,7 @@ export async function startProxy(addresses: string, opts: ProxyOptions = {}): Pr
         DC_SERVER_HOST: '127.0.0.1',
         DC_SERVER_PORT: String(port),
         DC_LOGGER_LEVEL: 'warn',
+        ...extraProxyEnv,
         ...opts.env,
       },
       readyUrl: `${url}/health`,
@@ -110,7 +118,16 @@ export async function startProxy(addresses: string, opts: ProxyOptions = {}): Pr
 }
 
 /** bench/baselines/minimal-server.ts (node:http + ioredis) over one Redis, pinned to the server core. */
-export async function startMinimal(redisAddress: string): Promise<Server> {
+export function startMinimal(redisAddress: string): Promise<Server> {
+  return startBaseline('minimal', 'minimal-server.ts', redisAddress);
+}
+
+/** bench/baselines/fastify-server.ts (bare Fastify + ioredis) over one Redis, pinned to the server core. */
+export function startFastifyBaseline(redisAddress: string): Promise<Server> {
+  return startBaseline('fastify', 'fastify-server.ts', redisAddress);
+}
+
+async function startBaseline(name: string, file: string, redisAddress: string): Promise<Server> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const proc = await startProcess(
@@ -121,7 +138,7 @@ export async function startMinimal(redisAddress: string): Promise<Server> {
       process.execPath,
       '--import',
       'tsx',
-      join(here, '..', 'baselines', 'minimal-server.ts'),
+      join(here, '..', 'baselines', file),
     ],
     {
       cwd: join(here, '..'),
@@ -130,7 +147,7 @@ export async function startMinimal(redisAddress: string): Promise<Server> {
       readyTimeout: 30_000,
     },
   );
-  return { name: 'minimal', url, pid: proc.pid!, proc, stop: async () => void (await proc.stop()) };
+  return { name, url, pid: proc.pid!, proc, stop: async () => void (await proc.stop()) };
 }
 
 /** The webdis binary, when installed (DC_WEBDIS_BIN overrides). */

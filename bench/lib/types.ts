@@ -30,6 +30,8 @@ export interface Row {
   max?: number;
   /** Median percent of one core used by the server process and by Redis during the runs. */
   cpu?: Record<string, number>;
+  /** Median Redis commands per read event (pipelining depth). */
+  cmdsPerRead?: number;
   /** Median server CPU time per response, µs (robust to other load on the machine). */
   cpuUs?: number;
   /** Non-2xx responses and socket errors over all runs. */
@@ -108,6 +110,7 @@ export function rowOf(
     p99: median(runs.map((m) => m.latency.p99)),
     max: Math.max(...runs.map((m) => m.latency.max)),
     cpu,
+    cmdsPerRead: median(runs.map((m) => m.redisCmdsPerRead ?? Number.NaN)),
     cpuUs: median(runs.map((m) => ((m.cpu.server ?? Number.NaN) * 10_000) / m.rps)),
     non2xx: runs.reduce((a, m) => a + m.requests - ok(m), 0),
     errors: runs.reduce((a, m) => a + m.errors + m.timeouts, 0),
