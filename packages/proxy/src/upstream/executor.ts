@@ -12,7 +12,7 @@ export class Executor {
   private readonly pool: NodePool;
   private readonly health: HealthTracker;
   private readonly metrics: Metrics;
-  private readonly timers = new Map<string, Timer>();
+  private readonly timers = new Map<string, Map<RedisOp, Timer>>();
   private readonly deadlineMs: number;
 
   constructor(pool: NodePool, health: HealthTracker, metrics: Metrics, deadlineMs: number) {
@@ -23,58 +23,67 @@ export class Executor {
   }
 
   /** Run `fn` on a connection of `node`; rejects with a DcacheError (NODE_TIMEOUT/UNAVAILABLE/ERROR). */
-  async run<T>(node: string, op: RedisOp, fn: (r: Redis) => Promise<T>): Promise<T> {
+  run<T>(node: string, op: RedisOp, fn: (r: Redis) => Promise<T>): Promise<T> {
     const client = this.pool.get(node);
     if (!client)
-      throw new DcacheError('NODE_UNAVAILABLE', `node ${node} is not in the pool`, { node });
+      return Promise.reject(
+        new DcacheError('NODE_UNAVAILABLE', `node ${node} is not in the pool`, { node }),
+      );
     const start = performance.now();
-    try {
-      const out = await withDeadline(fn(client.redis()), this.deadlineMs);
-      this.timer(node, op).observe((performance.now() - start) / 1_000);
-      this.health.success(node);
-      return out;
-    } catch (e) {
-      const err = redisError(node, e);
-      this.metrics.redisErrors.inc({ node, op, code: err.code });
-      if (err.code !== 'NODE_ERROR') this.health.failure(node, err.message);
-      throw err;
-    }
+    // One promise per call (no async frame, no second promise for the deadline): whichever of
+    // the reply and our deadline comes first settles it, the other is ignored.
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const fail = (e: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        const err = redisError(node, e);
+        this.metrics.redisErrors.inc({ node, op, code: err.code });
+        if (err.code !== 'NODE_ERROR') this.health.failure(node, err.message);
+        reject(err);
+      };
+      // Our own deadline: ioredis serves one auto-pipeline per connection at a time, so behind a
+      // hung node a command can wait for the previous pipeline's timeout before its own starts;
+      // this bound holds from the moment the request asked, whatever ioredis queues.
+      const deadline = setTimeout(
+        () => fail(new Error(`Command timed out after ${this.deadlineMs} ms`)),
+        this.deadlineMs,
+      );
+      let p: Promise<T>;
+      try {
+        p = fn(client.redis());
+      } catch (e) {
+        fail(e);
+        return;
+      }
+      p.then((v) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        this.timer(node, op).observe((performance.now() - start) / 1_000);
+        this.health.success(node);
+        resolve(v);
+      }, fail);
+    });
   }
 
   private timer(node: string, op: RedisOp): Timer {
-    const k = `${node}\u0000${op}`;
-    let t = this.timers.get(k);
+    let byOp = this.timers.get(node);
+    if (!byOp) {
+      byOp = new Map();
+      this.timers.set(node, byOp);
+    }
+    let t = byOp.get(op);
     if (!t) {
       t = this.metrics.redisDuration.labels({ node, op });
-      this.timers.set(k, t);
+      byOp.set(op, t);
     }
     return t;
   }
 
   /** Forget cached metric children of nodes that left. */
   forget(node: string): void {
-    for (const k of [...this.timers.keys()])
-      if (k.startsWith(`${node}\u0000`)) this.timers.delete(k);
+    this.timers.delete(node);
   }
-}
-
-/**
- * Our own deadline per call. ioredis serves one auto-pipeline per connection at a time, so behind a
- * hung node a command can wait for the previous pipeline's timeout before its own starts; this
- * bound holds from the moment the request asked, whatever ioredis queues.
- */
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`Command timed out after ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
 }
