@@ -217,14 +217,18 @@ function hookList(h: unknown): Hook[] {
 
 const STATUS_CLASSES = ['2xx', '3xx', '4xx', '5xx'] as const;
 
+/** The /metrics scrape is not counted in flight, so an idle proxy reads 0. */
+function countedUrl(url: string): boolean {
+  return !(url === '/metrics' || url.startsWith('/metrics?'));
+}
+
 /**
- * Request metrics of one route template: `start` (in flight, start time) and `finish` (count and
- * duration through label children made once per method and status class). The /metrics scrape
- * is not counted in flight, so an idle proxy reads 0.
+ * The onResponse hook of one route template: the in-flight count down, then the request count
+ * and duration (Fastify's own `elapsedTime`) through label children made once per method and
+ * status class.
  */
-function httpTracker(metrics: Runtime['metrics'], route: string): { start: Hook; finish: Hook } {
+function httpTracker(metrics: Runtime['metrics'], route: string): Hook {
   const { inflight, http } = metrics;
-  const counted = route !== '/metrics';
   type Children = { requests: { inc(): void }; duration: { observe(v: number): void } };
   const children = new Map<string, (Children | undefined)[]>();
   const child = (method: string, status: number) => {
@@ -243,23 +247,12 @@ function httpTracker(metrics: Runtime['metrics'], route: string): { start: Hook;
     }
     return c;
   };
-  return {
-    start(req, _reply, done) {
-      if (counted) inflight.inc();
-      (req as { t0?: number }).t0 = performance.now();
-      done();
-    },
-    finish(req, reply, done) {
-      const c = child(req.method, reply.statusCode);
-      c.requests.inc();
-      // No start time: an earlier onRequest hook answered (e.g. the rate limit) before `start` ran.
-      const t0 = (req as { t0?: number }).t0;
-      if (t0 !== undefined) {
-        if (counted) inflight.dec();
-        c.duration.observe((performance.now() - t0) / 1_000);
-      }
-      done();
-    },
+  return (req, reply, done) => {
+    if (countedUrl(req.url)) inflight.dec();
+    const c = child(req.method, reply.statusCode);
+    c.requests.inc();
+    c.duration.observe(reply.elapsedTime / 1_000);
+    done();
   };
 }
 
@@ -359,11 +352,16 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     },
   });
   const security = await helmetHeaders();
-  app.addHook('onRequest', (_req, reply, done) => {
+  const { inflight } = metrics;
+  // One hook for every request, registered before the rate limit so that a 429 carries the same
+  // headers: security headers, Connection: close while shutting down, and the in-flight count.
+  app.addHook('onRequest', (req, reply, done) => {
     for (let i = 0; i < security.length; i++) {
       const h = security[i] as [string, string];
       reply.header(h[0], h[1]);
     }
+    if (rt.state.shuttingDown) reply.header('connection', 'close');
+    if (countedUrl(req.url)) inflight.inc();
     done();
   });
   if (config.rateLimit.max > 0) {
@@ -385,20 +383,11 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
 
   const extraHeaders = opts.responseHeaders;
   const unmatched = httpTracker(metrics, 'unmatched');
-  app.addHook('onRequest', (req, reply, done) => {
-    if (rt.state.shuttingDown) {
-      reply.header('connection', 'close');
-    }
-    if (req.is404) unmatched.start(req, reply, done);
-    else done();
-  });
-  // Every route gets its own metric hooks as it is declared: they close over the route template
+  // Every route gets its own metrics hook as it is declared: it closes over the route template
   // and cached label children, so a request pays no route lookup (`req.routeOptions` builds an
-  // object per read) and no label hashing. Unmatched requests (404) use the global hooks.
+  // object per read) and no label hashing. Unmatched requests (404) use the global hook.
   app.addHook('onRoute', (route) => {
-    const t = httpTracker(metrics, route.url);
-    route.onRequest = [t.start, ...hookList(route.onRequest)];
-    route.onResponse = [...hookList(route.onResponse), t.finish];
+    route.onResponse = [...hookList(route.onResponse), httpTracker(metrics, route.url)];
   });
   app.addHook('onSend', (req, reply, payload, done) => {
     reply.header('x-request-id', req.id);
@@ -409,7 +398,7 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     done(null, payload);
   });
   app.addHook('onResponse', (req, reply, done) => {
-    if (req.is404) unmatched.finish(req, reply, done);
+    if (req.is404) unmatched(req, reply, done);
     else done();
   });
 
