@@ -7,7 +7,7 @@ import { type BenchContext, type CaseResult, check, rowOf } from '../lib/types.j
 import { batchGetSpec, getSpec, keys, VALUE } from './data.js';
 
 const NODES = 8;
-const N_KEYS = 10_000;
+const N_KEYS = 2_000;
 const BATCH = 100;
 
 /** Run case 2. */

@@ -29,8 +29,8 @@ export async function fault(ctx: BenchContext): Promise<CaseResult> {
     env: { DC_CACHE_COMMAND_TIMEOUT: `${TIMEOUT_MS}ms` },
   });
   const dir = mkdtempSync(join(tmpdir(), 'dcache-bench-fault-'));
-  const durationS = ctx.quick ? 5 : 15;
-  const stopAfterMs = ctx.quick ? 1_000 : 3_000;
+  const durationS = ctx.quick ? 4 : 15;
+  const stopAfterMs = ctx.quick ? 500 : 3_000;
   const holdMs = ctx.quick ? 2_000 : 5_000;
   const victim = redis.nodes[2]!;
   try {

@@ -1,21 +1,41 @@
-/** Case 5: proxy RSS after a warm-up and after a long mixed load; growth in %. */
+/**
+ * Case 5: proxy RSS after a warm-up and after a long mixed load; growth in %. RSS is sampled
+ * every 250 ms; each figure is the median over the last seconds of its phase (one instant's RSS
+ * mostly says where the garbage collector happens to be), and the load phase's trend is fitted.
+ */
 import { startRedisCluster } from '@dcache/test-utils';
 import { runLoad } from '../lib/load.js';
 import type { RequestSpec } from '../lib/load-spec.js';
 import { pinRedis, rssBytes, seed, startProxy } from '../lib/procs.js';
-import { fmt } from '../lib/stats.js';
+import { fmt, median } from '../lib/stats.js';
 import { type BenchContext, type CaseResult, check, type Row } from '../lib/types.js';
 import { batchGetSpec, getSpec, keys, putSpec, rng, VALUE } from './data.js';
 
 const MiB = 2 ** 20;
+
+/** Least-squares slope of y over x. */
+function slope(xs: readonly number[], ys: readonly number[]): number {
+  const n = xs.length;
+  if (n < 2) return Number.NaN;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i]! - mx) * (ys[i]! - my);
+    den += (xs[i]! - mx) ** 2;
+  }
+  return den === 0 ? Number.NaN : num / den;
+}
 
 /** Run case 5. */
 export async function memory(ctx: BenchContext): Promise<CaseResult> {
   const redis = await startRedisCluster(3);
   pinRedis(redis.nodes);
   const proxy = await startProxy(redis.addressList);
-  const warmS = ctx.quick ? 2 : 15;
+  const warmS = ctx.quick ? 1 : 15;
   const loadS = ctx.quick ? 5 : 60;
+  const windowS = ctx.quick ? 1 : 5;
   try {
     const hot = keys('mem', 5_000);
     await seed(proxy.url, hot, VALUE);
@@ -42,85 +62,106 @@ export async function memory(ctx: BenchContext): Promise<CaseResult> {
       getSpec(keys('absent', 20_000)),
       batchSet,
     ];
+    // t: seconds relative to the start of the measured load (negative during the warm-up).
     const series: { t: number; rss: number }[] = [];
-    let atStart = Number.NaN;
-    let atEnd = Number.NaN;
+    let startedAt = Number.NaN;
+    let endedAt = Number.NaN;
+    const sampler = setInterval(() => {
+      const now = Date.now();
+      const t = Number.isNaN(startedAt) ? Number.NaN : (now - startedAt) / 1_000;
+      series.push({ t, rss: rssBytes(proxy.pid) });
+    }, 250);
     const t0 = Date.now();
-    const sampler = setInterval(
-      () => series.push({ t: (Date.now() - t0) / 1_000, rss: rssBytes(proxy.pid) }),
-      500,
-    );
     ctx.log(`case 5 mixed load: ${warmS} s warm-up, ${loadS} s measured`);
-    const m = await runLoad(
-      {
-        url: proxy.url,
-        connections: ctx.connections,
-        durationS: loadS,
-        warmupS: warmS,
-        requests: mix,
-      },
-      {
-        watch: { server: [proxy.pid], redis: redis.nodes.map((n) => n.pid!) },
-        redis: redis.nodes,
-        onStart: () => {
-          atStart = rssBytes(proxy.pid);
+    let m: Awaited<ReturnType<typeof runLoad>>;
+    try {
+      m = await runLoad(
+        {
+          url: proxy.url,
+          connections: ctx.connections,
+          durationS: loadS,
+          warmupS: warmS,
+          requests: mix,
         },
-        onEnd: () => {
-          atEnd = rssBytes(proxy.pid);
+        {
+          watch: { server: [proxy.pid], redis: redis.nodes.map((n) => n.pid!) },
+          redis: redis.nodes,
+          onStart: (at) => {
+            startedAt = at;
+          },
+          onEnd: (at) => {
+            endedAt = at;
+          },
         },
-      },
-    );
-    clearInterval(sampler);
-    const growth = (100 * (atEnd - atStart)) / atStart;
+      );
+    } finally {
+      clearInterval(sampler);
+    }
+    // Samples taken before the start event have t NaN: give them their time before the start.
+    const warmLen = series.findIndex((s) => !Number.isNaN(s.t));
+    const warm = series.slice(0, warmLen < 0 ? series.length : warmLen);
+    const load = series.slice(warm.length).filter((s) => s.t * 1_000 <= endedAt - startedAt);
+    const warmTail = warm.slice(-Math.round(windowS * 4)).map((s) => s.rss);
+    const loadTail = load.slice(-Math.round(windowS * 4)).map((s) => s.rss);
+    const before = median(warmTail);
+    const after = median(loadTail);
+    const growth = (100 * (after - before)) / before;
     const peak = Math.max(...series.map((s) => s.rss));
+    const trend = slope(
+      load.map((s) => s.t / 60),
+      load.map((s) => s.rss / MiB),
+    );
+    const ok2xx = Object.entries(m.status)
+      .filter(([s]) => s.startsWith('2'))
+      .reduce((a, [, n]) => a + n, 0);
     const rows: Row[] = [
       {
-        label: `RSS after ${warmS} s warm-up`,
+        label: `RSS at the end of a ${warmS} s warm-up`,
         unit: 'MiB',
-        value: atStart / MiB,
-        runs: [atStart / MiB],
+        value: before / MiB,
+        runs: [before / MiB],
+        note: `median of the last ${windowS} s of samples`,
       },
       {
-        label: `RSS after ${loadS} s mixed load`,
+        label: `RSS at the end of ${loadS} s of mixed load`,
         unit: 'MiB',
-        value: atEnd / MiB,
-        runs: [atEnd / MiB],
+        value: after / MiB,
+        runs: [after / MiB],
         p50: m.latency.p50,
         p99: m.latency.p99,
         max: m.latency.max,
         cpu: { ...m.cpu, 'server core busy': m.coreBusy.server, 'load core busy': m.coreBusy.load },
-        non2xx:
-          m.requests -
-          Object.entries(m.status)
-            .filter(([s]) => s.startsWith('2'))
-            .reduce((a, [, n]) => a + n, 0),
+        cpuUs: ((m.cpu.server ?? Number.NaN) * 10_000) / m.rps,
+        ...(m.redisCmdsPerRead !== undefined ? { cmdsPerRead: m.redisCmdsPerRead } : {}),
+        non2xx: m.requests - ok2xx,
         errors: m.errors + m.timeouts,
-        note: `${Math.round(m.rps).toLocaleString('en')} req/s over the mix; the non-2xx are the deliberate 404s of absent keys; peak RSS ${fmt(peak / MiB)} MiB`,
+        note: `median of the last ${windowS} s of samples; ${Math.round(m.rps).toLocaleString('en')} req/s over the mix; trend over the load ${fmt(trend)} MiB/min; peak ${fmt(peak / MiB)} MiB; the non-2xx are the deliberate 404s of absent keys`,
       },
     ];
+    const every = Math.max(1, Math.floor(series.length / 16));
     return {
       id: 'memory',
       title: '5. Memory: proxy RSS under a long mixed load',
-      setup: `3 redis-servers, one dcache; each connection cycles GET (hit), PUT (20,000 keys), GET (hit), batch get of 10, GET (absent key, 404), batch set of 10 (30 s TTL); ${ctx.connections} connections; RSS from /proc at the end of the warm-up and at the end of the load`,
+      setup: `3 redis-servers, one dcache; each connection cycles GET (hit), PUT (20,000 keys), GET (hit), batch get of 10, GET (absent key, 404), batch set of 10 (30 s TTL); ${ctx.connections} connections; RSS of the proxy from /proc every 250 ms`,
       rows,
       checks: [check('RSS growth', growth, '<=', 10, '%')],
       notes: [
-        `RSS samples every 500 ms: ${series
-          .filter((_, i) => i % Math.max(1, Math.floor(series.length / 12)) === 0)
-          .map((s) => `${s.t.toFixed(0)} s ${fmt(s.rss / MiB)}`)
-          .join(', ')} MiB`,
+        `RSS samples (s from the start of the warm-up: MiB): ${series
+          .filter((_, i) => i % every === 0)
+          .map((s, i) => `${((i * every * 250) / 1_000).toFixed(0)}: ${fmt(s.rss / MiB)}`)
+          .join(', ')}`,
       ],
       chart: {
         throughput: {
           unit: 'MiB RSS',
           bars: [
-            { label: 'dcache after warm-up', value: atStart / MiB },
-            { label: `dcache after ${loadS} s`, value: atEnd / MiB },
+            { label: 'dcache after warm-up', value: before / MiB },
+            { label: `dcache after ${loadS} s`, value: after / MiB },
             { label: 'dcache peak', value: peak / MiB },
           ],
         },
       },
-      raw: { series, atStart, atEnd, load: m },
+      raw: { series, before, after, trend, t0, load: m },
     };
   } finally {
     await proxy.stop().catch(() => {});

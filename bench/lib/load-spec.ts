@@ -1,6 +1,6 @@
 /**
  * One request template of a load. Each connection cycles through the templates in order, taking
- * each template's paths and bodies in turn (at most 2,000 distinct requests per load).
+ * each template's paths and bodies in turn (at most 256 distinct requests per load).
  */
 export interface RequestSpec {
   method: 'GET' | 'PUT' | 'POST' | 'DELETE';
@@ -24,7 +24,7 @@ export interface LoadSpec {
   samplesFile?: string;
 }
 
-/** Latency percentiles in ms over every response of the measured run (any status). */
+/** Latency percentiles in ms over the measured run's responses (any status; see load-worker). */
 export interface Latency {
   p50: number;
   p90: number;

@@ -37,7 +37,7 @@ function cell(x: number | undefined, digits = 3): string {
 
 function rowLine(r: Row): string {
   const cpu = r.cpu ?? {};
-  return `| ${r.label} | ${cell(r.value)} ${r.unit} | ${r.runs.map((x) => fmt(x)).join(' / ')} | ${cell(r.p50)} | ${cell(r.p99)} | ${cell(r.max)} | ${cell(cpu.server, 2)} | ${cell(r.cpuUs)} | ${cell(cpu.redis, 2)} | ${cell(r.cmdsPerRead)} | ${cell(cpu.load, 2)} | ${cell(cpu['server core busy'], 2)} / ${cell(cpu['load core busy'], 2)} | ${r.non2xx ?? ''} | ${r.errors ?? ''} |`;
+  return `| ${r.label} | ${cell(r.value)} ${r.unit} | ${r.runs.map((x) => fmt(x)).join(' / ')} | ${cell(r.capacity)} | ${cell(r.p50)} | ${cell(r.p99)} | ${cell(r.max)} | ${cell(cpu.server, 2)} | ${cell(r.cpuUs)} | ${cell(cpu.redis, 2)} | ${cell(r.cmdsPerRead)} | ${cell(cpu.load, 2)} | ${cell(cpu['server core busy'], 2)} / ${cell(cpu['load core busy'], 2)} | ${r.non2xx ?? ''} | ${r.errors ?? ''} |`;
 }
 
 /** The markdown report. */
@@ -62,12 +62,12 @@ export function markdown(results: readonly CaseResult[], info: RunInfo, chartFil
   out.push('');
   out.push('## Targets');
   out.push('');
-  out.push('| case | check | measured | target | met |');
-  out.push('|---|---|---:|---:|:---:|');
+  out.push('| case | check | measured | target | met | |');
+  out.push('|---|---|---:|---:|:---:|---|');
   for (const c of results)
     for (const k of c.checks)
       out.push(
-        `| ${c.title.split(' ')[0]} | ${k.name} | ${fmt(k.value)}${k.unit === 'x' ? '×' : ` ${k.unit}`} | ${k.op} ${fmt(k.target)}${k.unit === 'x' ? '×' : ` ${k.unit}`} | ${k.met ? 'yes' : '**no**'} |`,
+        `| ${c.title.split(' ')[0]} | ${k.name} | ${fmt(k.value)}${k.unit === 'x' ? '×' : ` ${k.unit}`} | ${k.op} ${fmt(k.target)}${k.unit === 'x' ? '×' : ` ${k.unit}`} | ${k.met ? 'yes' : '**no**'} | ${k.note ?? ''} |`,
       );
   out.push('');
   out.push(`![throughput and p99 per case](${chartFile})`);
@@ -78,9 +78,9 @@ export function markdown(results: readonly CaseResult[], info: RunInfo, chartFil
     out.push(c.setup);
     out.push('');
     out.push(
-      '| variant | median | each run | p50 ms | p99 ms | max ms | server CPU % | server CPU µs/resp | redis CPU % | Redis cmds/read | generator CPU % | core 0 / core 1 busy % | non-2xx | socket errors |',
+      '| variant | median | each run | CPU capacity req/s | p50 ms | p99 ms | max ms | server CPU % | server CPU µs/resp | redis CPU % | Redis cmds/read | generator CPU % | core 0 / core 1 busy % | non-2xx | socket errors |',
     );
-    out.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    out.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of c.rows) out.push(rowLine(r));
     const withNotes = c.rows.filter((r) => r.note);
     if (withNotes.length > 0 || c.notes.length > 0) out.push('');

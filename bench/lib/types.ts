@@ -30,6 +30,12 @@ export interface Row {
   max?: number;
   /** Median percent of one core used by the server process and by Redis during the runs. */
   cpu?: Record<string, number>;
+  /**
+   * Median of rps × 100 / (server CPU % + Redis CPU %): the rate the server and its Redis would
+   * reach with all of core 0 to themselves. Unlike `value` it does not depend on whether the load
+   * generator could saturate them.
+   */
+  capacity?: number;
   /** Median Redis commands per read event (pipelining depth). */
   cmdsPerRead?: number;
   /** Median server CPU time per response, µs (robust to other load on the machine). */
@@ -48,6 +54,8 @@ export interface Check {
   target: number;
   unit: string;
   met: boolean;
+  /** Shown beside the check (e.g. that it is informational, not the issue's target). */
+  note?: string;
 }
 
 /** A bar of the SVG chart. */
@@ -78,9 +86,10 @@ export function check(
   op: '>=' | '<=',
   target: number,
   unit = 'x',
+  note?: string,
 ): Check {
   const met = Number.isFinite(value) && (op === '>=' ? value >= target : value <= target);
-  return { name, value, op, target, unit, met };
+  return { name, value, op, target, unit, met, ...(note ? { note } : {}) };
 }
 
 /** Summarise runs of one variant into a row (throughput = responses with status 2xx per second). */
@@ -110,6 +119,9 @@ export function rowOf(
     p99: median(runs.map((m) => m.latency.p99)),
     max: Math.max(...runs.map((m) => m.latency.max)),
     cpu,
+    capacity: median(
+      runs.map((m) => (m.rps * per * 100) / ((m.cpu.server ?? Number.NaN) + (m.cpu.redis ?? 0))),
+    ),
     cmdsPerRead: median(runs.map((m) => m.redisCmdsPerRead ?? Number.NaN)),
     cpuUs: median(runs.map((m) => ((m.cpu.server ?? Number.NaN) * 10_000) / m.rps)),
     non2xx: runs.reduce((a, m) => a + m.requests - ok(m), 0),
