@@ -144,6 +144,8 @@ export class CacheService {
   /** MGET per node, all nodes in parallel; fallbacks (replicas, previous owner) in further rounds. */
   async batchGet(keys: readonly string[]): Promise<BatchGetResult> {
     const unique = [...new Set(keys)];
+    if (this.router.replicas === 1 && this.router.previous() === undefined)
+      return this.batchGetPrimaries(unique);
     const found = new Map<string, string>();
     // Null prototype: a key named __proto__ must be an ordinary entry.
     const failed: FailedMap = Object.create(null);
@@ -221,6 +223,53 @@ export class CacheService {
     this.m.hits.inc({ op: 'batch_get' }, found.size);
     this.m.misses.inc({ op: 'batch_get' }, missing.length);
     return { found, missing, failed, nodes: nodesUsed.size };
+  }
+
+  /**
+   * `batchGet` with one owner per key and no warm-up window: one round, no fallback candidates,
+   * so no per-key owner lists or maps (what `batchGet` would compute, without the allocations).
+   */
+  private async batchGetPrimaries(unique: readonly string[]): Promise<BatchGetResult> {
+    const found = new Map<string, string>();
+    // Null prototype: a key named __proto__ must be an ordinary entry.
+    const failed: FailedMap = Object.create(null);
+    const groups = new Map<string, string[]>();
+    for (const k of unique) {
+      const node = this.router.primary(k);
+      if (node === undefined) {
+        failed[k] = 'NO_NODES';
+        continue;
+      }
+      const g = groups.get(node);
+      if (g) g.push(k);
+      else groups.set(node, [k]);
+    }
+    const calls: Promise<void>[] = [];
+    for (const [node, ks] of groups) {
+      calls.push(
+        this.exec
+          .run(node, 'mget', (c) => c.mget(ks))
+          .then(
+            (vals) => {
+              for (let i = 0; i < ks.length; i++) {
+                const v = vals[i];
+                if (v !== null && v !== undefined) found.set(ks[i] as string, v);
+              }
+            },
+            (e: unknown) => {
+              const code = (e as DcacheError).code ?? 'NODE_ERROR';
+              for (const k of ks) failed[k] = code;
+            },
+          ),
+      );
+    }
+    await Promise.all(calls);
+    if (groups.size > 0) this.m.batchFanout.observe({ op: 'batch_get' }, groups.size);
+    const missing: string[] = [];
+    for (const k of unique) if (!found.has(k) && failed[k] === undefined) missing.push(k);
+    this.m.hits.inc({ op: 'batch_get' }, found.size);
+    this.m.misses.inc({ op: 'batch_get' }, missing.length);
+    return { found, missing, failed, nodes: groups.size };
   }
 
   /** SET many keys: one pipeline per node, all nodes in parallel; a key fails when its primary did. */
