@@ -86,8 +86,16 @@ async function main(): Promise<void> {
     await cleanupAll();
   }
   loads.push(loadavg()[0]!);
+  // More runs than the default still make a full report; fewer cases, servers or other settings do not.
+  const partial =
+    !quick &&
+    (ctx.runs < 3 ||
+      ['only', 'servers', 'duration', 'connections', 'proxy-env'].some(
+        (o) => arg(o) !== undefined,
+      ));
   const files = writeReport(results, {
     quick,
+    partial,
     ctx,
     loads,
     startedAt: new Date(t0),
