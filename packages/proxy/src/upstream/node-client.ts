@@ -66,7 +66,9 @@ export class NodeClient {
    * here and more reads in Redis for the same work).
    */
   redis(): Redis {
-    const c = this.clients[this.cursor] as Redis;
+    let c = this.clients[this.cursor] as Redis;
+    // A connection still reconnecting (after a node restart) would fail at once: use a ready one.
+    if (c.status !== 'ready') c = this.clients.find((x) => x.status === 'ready') ?? c;
     if (!this.rotating && this.clients.length > 1) {
       this.rotating = true;
       setImmediate(this.rotate);
