@@ -110,9 +110,11 @@ export async function fault(ctx: BenchContext): Promise<CaseResult> {
       cpu: {
         server: median(runs.map((m) => m.cpu.server ?? Number.NaN)),
         redis: median(runs.map((m) => m.cpu.redis ?? Number.NaN)),
+        load: median(runs.map((m) => m.cpu.load ?? Number.NaN)),
         'server core busy': median(runs.map((m) => m.coreBusy.server)),
         'load core busy': median(runs.map((m) => m.coreBusy.load)),
       },
+      cpuUs: median(runs.map((m) => ((m.cpu.server ?? Number.NaN) * 10_000) / m.rps)),
       non2xx: runs.reduce((a, m) => a + m.requests - (m.status['200'] ?? 0), 0),
       errors: runs.reduce((a, m) => a + m.errors + m.timeouts, 0),
       note: 'whole run (200 OK per second; the non-2xx are 503/504 of keys on the hung node before its ejection and 404 misses while it is out)',
