@@ -1,5 +1,4 @@
-import type { IncomingMessage } from 'node:http';
-import { type ServerResponse, STATUS_CODES } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import helmet from '@fastify/helmet';
@@ -14,9 +13,16 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import { DcacheError, ERRORS, type ErrorCode, errorBody, isErrorCode } from './errors.js';
-import { statusClass } from './metrics.js';
+import {
+  createFastPath,
+  kLastResponse,
+  type OrderedSocket,
+  type RouteRecorder,
+} from './fast-path.js';
+import { HTTP_DURATION_BUCKETS, statusClass } from './metrics.js';
+import { nextRequestId } from './request-id.js';
 import { batchRoutes } from './routes/batch.js';
-import { cacheRoutes } from './routes/cache.js';
+import { cacheRoutes, singleKeyOps } from './routes/cache.js';
 import { healthRoutes } from './routes/health.js';
 import { keysRoutes } from './routes/keys.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -43,9 +49,6 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_BAD_URL: 'INVALID_KEY',
   FST_ERR_ASYNC_CONSTRAINT: 'BAD_REQUEST',
 };
-
-/** The last response of a connection (pipelined requests wait for it). */
-const kLastResponse = Symbol('lastResponse');
 
 // Node's own client errors that deserve their own message (the rest: "not valid HTTP/1.1").
 const CLIENT_ERRORS: Record<string, string> = {
@@ -112,9 +115,6 @@ export function lingerUnreadBody(raw: IncomingMessage, ms = 2_000): void {
     sock.once('close', () => clearTimeout(timer));
   };
 }
-
-const REQ_ID_PREFIX = crypto.randomUUID().slice(0, 8);
-let reqSeq = 0;
 
 type AnyLogFn = (...args: unknown[]) => void;
 type Bindings = Parameters<FastifyBaseLogger['child']>[0];
@@ -216,6 +216,7 @@ function hookList(h: unknown): Hook[] {
 }
 
 const STATUS_CLASSES = ['2xx', '3xx', '4xx', '5xx'] as const;
+const FAST_PREFIX = '/api/v1/cache/';
 
 /** The /metrics scrape is not counted in flight, so an idle proxy reads 0. */
 function countedUrl(url: string): boolean {
@@ -223,15 +224,14 @@ function countedUrl(url: string): boolean {
 }
 
 /**
- * The onResponse hook of one route template: the in-flight count down, then the request count
- * and duration (Fastify's own `elapsedTime`) through label children made once per method and
- * status class.
+ * Counts and times the answers of one route template through label children made once per
+ * method and status class (no label hashing per request).
  */
-function httpTracker(metrics: Runtime['metrics'], route: string): Hook {
-  const { inflight, http } = metrics;
+function routeRecorder(metrics: Runtime['metrics'], route: string): RouteRecorder {
+  const { http } = metrics;
   type Children = { requests: { inc(): void }; duration: { observe(v: number): void } };
   const children = new Map<string, (Children | undefined)[]>();
-  const child = (method: string, status: number) => {
+  return (method, status, seconds) => {
     let byClass = children.get(method);
     if (!byClass) {
       byClass = [];
@@ -242,16 +242,23 @@ function httpTracker(metrics: Runtime['metrics'], route: string): Hook {
     let c = byClass[i];
     if (!c) {
       const labels = { route, method, status_class: sc };
-      c = { requests: http.requests.labels(labels), duration: http.duration.labels(labels) };
+      c = {
+        requests: metrics.localCounter(http.requests, labels),
+        duration: metrics.localHistogram(http.duration, labels, HTTP_DURATION_BUCKETS),
+      };
       byClass[i] = c;
     }
-    return c;
+    c.requests.inc();
+    c.duration.observe(seconds);
   };
+}
+
+/** The onResponse hook of one route template: the in-flight count down, then its recorder. */
+function httpTracker(metrics: Runtime['metrics'], record: RouteRecorder): Hook {
+  const { inflight } = metrics;
   return (req, reply, done) => {
     if (countedUrl(req.url)) inflight.dec();
-    const c = child(req.method, reply.statusCode);
-    c.requests.inc();
-    c.duration.observe(reply.elapsedTime / 1_000);
+    record(req.method, reply.statusCode, reply.elapsedTime / 1_000);
     done();
   };
 }
@@ -259,7 +266,19 @@ function httpTracker(metrics: Runtime['metrics'], route: string): Hook {
 /** The HTTP server over a runtime, not listening (tests inject or listen on port 0). */
 export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<FastifyInstance> {
   const { config, metrics, log } = rt;
+  // Set once the routes are in: plain single-key requests are answered before Fastify sees them.
+  let fast: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   const app = Fastify({
+    serverFactory: (handler, o) => {
+      const server = createServer(o.http ?? {}, (req, res) => {
+        if (fast === undefined || !fast(req, res)) handler(req, res);
+      });
+      // What Fastify does to the server it makes itself.
+      server.keepAliveTimeout = o.keepAliveTimeout as number;
+      server.requestTimeout = o.requestTimeout as number;
+      server.setTimeout(o.connectionTimeout as number);
+      return server;
+    },
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.limits.maxBodyBytes,
@@ -275,9 +294,7 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     return503OnClosing: false,
     exposeHeadRoutes: false,
     requestIdHeader: 'x-request-id',
-    // A random prefix per process and a counter (e.g. "3f9a1c2e-1b"): distinct across requests
-    // and, with near certainty, across proxies and restarts, without fresh entropy per request.
-    genReqId: () => `${REQ_ID_PREFIX}-${(++reqSeq).toString(36)}`,
+    genReqId: nextRequestId,
     childLoggerFactory: (logger, bindings, opts) => new LazyRequestLogger(logger, bindings, opts),
     routerOptions: { maxParamLength: 65_536, ignoreTrailingSlash: false },
     ajv: { customOptions: { allErrors: false } },
@@ -312,7 +329,7 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
   // allows that for safe methods only. Run a connection's requests one after the other, so that a
   // GET pipelined after a PUT of the same key reads what the PUT wrote.
   app.addHook('onRequest', (req, reply, done) => {
-    const sock = req.raw.socket as Duplex & { [kLastResponse]?: ServerResponse };
+    const sock = req.raw.socket as OrderedSocket;
     const prev = sock[kLastResponse];
     sock[kLastResponse] = reply.raw;
     if (prev === undefined || prev.writableFinished || prev.destroyed) done();
@@ -382,12 +399,22 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
   }
 
   const extraHeaders = opts.responseHeaders;
-  const unmatched = httpTracker(metrics, 'unmatched');
+  const unmatched = httpTracker(metrics, routeRecorder(metrics, 'unmatched'));
+  const recorders = new Map<string, RouteRecorder>();
+  // Static routes of the `/api/v1/cache/{segment}` shape: the fast path leaves them to Fastify.
+  const reserved = new Set<string>();
   // Every route gets its own metrics hook as it is declared: it closes over the route template
   // and cached label children, so a request pays no route lookup (`req.routeOptions` builds an
   // object per read) and no label hashing. Unmatched requests (404) use the global hook.
   app.addHook('onRoute', (route) => {
-    route.onResponse = [...hookList(route.onResponse), httpTracker(metrics, route.url)];
+    let record = recorders.get(route.url);
+    if (!record) {
+      record = routeRecorder(metrics, route.url);
+      recorders.set(route.url, record);
+    }
+    route.onResponse = [...hookList(route.onResponse), httpTracker(metrics, record)];
+    const rest = route.url.startsWith(FAST_PREFIX) ? route.url.slice(FAST_PREFIX.length) : '';
+    if (rest !== '' && !rest.includes('/') && !rest.includes(':')) reserved.add(rest);
   });
   app.addHook('onSend', (req, reply, payload, done) => {
     reply.header('x-request-id', req.id);
@@ -421,8 +448,9 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
       .send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
   });
 
+  const ops = singleKeyOps(rt);
   await app.register(async (scope) => {
-    cacheRoutes(scope, rt);
+    cacheRoutes(scope, rt, ops);
     batchRoutes(scope, rt);
     keysRoutes(scope, rt);
     statsRoutes(scope, rt);
@@ -432,5 +460,18 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     for (const p of opts.plugins ?? []) await p(scope, rt);
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  const record = recorders.get(`${FAST_PREFIX}:key`);
+  // With a rate limit every request has to pass @fastify/rate-limit, so there is no fast path.
+  if (config.server.fastPath && config.rateLimit.max === 0 && record) {
+    fast = createFastPath({
+      rt,
+      ops,
+      codeOf,
+      record,
+      security,
+      extraHeaders,
+      reserved,
+    });
+  }
   return app;
 }

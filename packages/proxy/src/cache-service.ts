@@ -59,16 +59,21 @@ export class CacheService {
   }
 
   /** Raw JSON text of `key`, or null when absent. */
-  async get(key: string): Promise<string | null> {
+  get(key: string): Promise<string | null> {
     const r = this.router;
-    // Fast path: one owner, no warm-up window, no ejection in play.
+    // Fast path: one owner; a miss may still be on the previous owner during a warm-up window.
     if (r.replicas === 1) {
       const p = r.primary(key);
-      if (p === undefined) throw new DcacheError('NO_NODES');
-      const v = await this.exec.run(p, 'get', (c) => c.get(key));
-      if (v !== null) return v;
-      return this.warmupRead(key, p);
+      if (p === undefined) return Promise.reject(new DcacheError('NO_NODES'));
+      return this.exec
+        .run(p, 'get', (c) => c.get(key))
+        .then((v) => (v !== null ? v : this.warmupRead(key, p)));
     }
+    return this.getReplicated(key);
+  }
+
+  private async getReplicated(key: string): Promise<string | null> {
+    const r = this.router;
     const owners = r.owners(key);
     if (owners.length === 0) throw new DcacheError('NO_NODES');
     let lastErr: DcacheError | undefined;

@@ -61,6 +61,12 @@ export const SETTINGS = [
     doc: 'Drain limit for in-flight requests on SIGTERM/SIGINT',
   },
   {
+    path: 'server.fast_path',
+    kind: 'bool',
+    def: true,
+    doc: 'Serve plain single-key GET/HEAD/PUT/DELETE on node:http ahead of Fastify (same answers, less CPU)',
+  },
+  {
     path: 'cache.addresses',
     kind: 'list',
     def: ['localhost:6379'],
@@ -294,6 +300,7 @@ export interface Config {
     writeTimeout: number;
     idleTimeout: number;
     shutdownTimeout: number;
+    fastPath: boolean;
   };
   cache: {
     addresses: string[];

@@ -56,9 +56,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         ...(opts.plugins ?? []),
         ...(extra.plugins ?? []),
       ],
-      ...(headerFns.length > 0
-        ? { responseHeaders: () => Object.assign({}, ...headerFns.map((f) => f())) }
-        : {}),
+      ...(headerFns.length === 1
+        ? { responseHeaders: headerFns[0] }
+        : headerFns.length > 1
+          ? { responseHeaders: () => Object.assign({}, ...headerFns.map((f) => f())) }
+          : {}),
     } as AppOptions);
     await rt.start();
     const address = await app.listen({ host: config.server.host, port: config.server.port });

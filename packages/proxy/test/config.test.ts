@@ -37,6 +37,7 @@ describe('defaults', () => {
       writeTimeout: 30_000,
       idleTimeout: 120_000,
       shutdownTimeout: 10_000,
+      fastPath: true,
     });
     expect(c.cache.addresses).toEqual(['localhost:6379']);
     expect(c.cache.commandTimeout).toBe(1_000);

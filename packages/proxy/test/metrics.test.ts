@@ -1,7 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { BREAKER_STATES, createMetrics, type Metrics, statusClass } from '../src/metrics.js';
+import {
+  BREAKER_STATES,
+  createMetrics,
+  HTTP_DURATION_BUCKETS,
+  type Metrics,
+  REDIS_DURATION_BUCKETS,
+  statusClass,
+} from '../src/metrics.js';
 
 const PROMTOOL = process.env['PROMTOOL_BIN'] ?? '/usr/bin/promtool';
 const hasPromtool = existsSync(PROMTOOL);
@@ -36,6 +43,7 @@ const EXPECTED: Record<string, string> = {
   peers: 'dcache_peers',
   membershipChanges: 'dcache_membership_changes_total',
   rateLimited: 'dcache_rate_limited_total',
+  fastPath: 'dcache_http_fast_path_requests_total',
   inflight: 'dcache_http_inflight_requests',
 };
 
@@ -114,6 +122,7 @@ describe('createMetrics', () => {
       'dcache_cache_misses_total{op="head"} 0',
       'dcache_ring_version 0',
       'dcache_rate_limited_total 0',
+      'dcache_http_fast_path_requests_total 0',
       'dcache_peers 0',
       'dcache_membership_changes_total{source="peer"} 0',
       'dcache_batch_fanout_nodes_count{op="batch_get"} 0',
@@ -169,6 +178,56 @@ describe('createMetrics', () => {
     m.removePeer('http://p2:8080');
     text = await m.register.metrics();
     expect(text).not.toContain('p2:8080');
+  });
+
+  it('hot-path children add up to what prom-client children record, at every scrape', async () => {
+    // Sums are added in another order, so they may differ in the last bits of a double.
+    const scrape = async (m: Metrics) =>
+      (await m.register.metrics()).replace(
+        /(_sum\{[^}]*\}) (\S+)/g,
+        (_, s, v) => `${s} ${Number(v).toPrecision(12)}`,
+      );
+    const a = createMetrics({ defaultMetrics: false });
+    const b = createMetrics({ defaultMetrics: false });
+    const labels = { route: '/api/v1/cache/:key', method: 'GET', status_class: '2xx' };
+    const node = { node: '127.0.0.1:6379', op: 'get' };
+    const la = a.localHistogram(a.http.duration, labels, HTTP_DURATION_BUCKETS);
+    const ra = a.localHistogram(a.redisDuration, node, REDIS_DURATION_BUCKETS);
+    const ca = a.localCounter(a.http.requests, labels);
+    const ha = a.localCounter(a.hits, { op: 'get' });
+    const lb = b.http.duration.labels(labels);
+    const rb = b.redisDuration.labels(node);
+    // Values on, between, below and above the bucket bounds; a scrape in the middle.
+    const values = [0, 0.0001, 0.001, 0.0025, 0.003, 0.01, 0.2, 0.5, 1, 2.5, 7, 10, 99, 1e6];
+    for (let round = 0; round < 2; round++) {
+      for (const v of values) {
+        la.observe(v);
+        lb.observe(v);
+        ra.observe(v / 100);
+        rb.observe(v / 100);
+        ca.inc();
+        b.http.requests.inc(labels);
+        ha.inc(2);
+        b.hits.inc({ op: 'get' }, 2);
+      }
+      a.inflight.inc();
+      b.inflight.inc();
+      expect(await scrape(a)).toBe(await scrape(b));
+    }
+    a.inflight.dec();
+    expect(await a.register.metrics()).toContain('dcache_http_inflight_requests 1');
+    // A node that leaves takes its hot-path series along; a new child starts from zero.
+    a.removeNode('127.0.0.1:6379');
+    b.removeNode('127.0.0.1:6379');
+    expect(await a.register.metrics()).not.toContain('6379');
+    a.localHistogram(a.redisDuration, node, REDIS_DURATION_BUCKETS).observe(0.001);
+    b.redisDuration.labels(node).observe(0.001);
+    a.inflight.inc();
+    const text = await scrape(a);
+    expect(text).toContain(
+      'dcache_redis_command_duration_seconds_count{node="127.0.0.1:6379",op="get"} 1',
+    );
+    expect(text).toBe(await scrape(b));
   });
 
   it('removeNode forgets every per-node series', async () => {

@@ -134,6 +134,8 @@ export interface Cluster {
  */
 export async function setupCluster(rt: Runtime, init: InitialMembership): Promise<Cluster> {
   const { config, log, metrics, holder } = rt;
+  let headersOf: unknown;
+  let ringHeaders: Record<string, string> = {};
   const { stateFile, token, peers, nodeId } = config.cluster;
   const manager = new MembershipManager(holder, {
     writer: nodeId,
@@ -187,7 +189,15 @@ export async function setupCluster(rt: Runtime, init: InitialMembership): Promis
       plugins,
       responseHeaders: () => {
         const snap = holder.current;
-        return { 'x-ring-version': String(snap.version), 'x-ring-checksum': snap.checksum };
+        // Made once per snapshot: every response asks, the ring rarely changes.
+        if (snap !== headersOf) {
+          headersOf = snap;
+          ringHeaders = {
+            'x-ring-version': String(snap.version),
+            'x-ring-checksum': snap.checksum,
+          };
+        }
+        return ringHeaders;
       },
     },
     started(url) {

@@ -6,19 +6,80 @@ import { errorSchema, keyParams, ttlSchema } from './schemas.js';
 
 type KeyReq = { Params: { key: string } };
 
-/** Single-key routes: PUT, GET, HEAD, DELETE /api/v1/cache/{key}. */
-export function cacheRoutes(app: FastifyInstance, rt: Runtime): void {
+/** The single-key operations behind both the Fastify routes and the node:http fast path. */
+export interface SingleKeyOps {
+  /** The 200 body of a GET (`{"key","value"}` with the stored JSON text spliced in). */
+  get(key: string): Promise<string>;
+  /** True when the key exists (HEAD). */
+  head(key: string): Promise<boolean>;
+  /** Store a PUT body; resolves with the 200 answer. */
+  put(key: string, body: unknown): Promise<{ key: string; ttl_ms: number }>;
+  /** Delete; resolves with the 200 answer, throws KEY_NOT_FOUND. */
+  del(key: string): Promise<{ key: string; deleted: true }>;
+}
+
+/** Validation, metrics and cache calls of the single-key API, over a runtime. */
+export function singleKeyOps(rt: Runtime): SingleKeyOps {
   const { cache, config, metrics } = rt;
   const maxKey = config.limits.maxKeyBytes;
-  const hitGet = metrics.hits.labels({ op: 'get' });
-  const missGet = metrics.misses.labels({ op: 'get' });
-  const hitHead = metrics.hits.labels({ op: 'head' });
-  const missHead = metrics.misses.labels({ op: 'head' });
+  const maxValue = config.limits.maxValueBytes;
+  const defaultTtl = config.cache.defaultTtl;
+  const hitGet = metrics.localCounter(metrics.hits, { op: 'get' });
+  const missGet = metrics.localCounter(metrics.misses, { op: 'get' });
+  const hitHead = metrics.localCounter(metrics.hits, { op: 'head' });
+  const missHead = metrics.localCounter(metrics.misses, { op: 'head' });
+  return {
+    get(k) {
+      let key: string;
+      try {
+        key = checkKey(k, maxKey);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return cache.get(key).then((raw) => {
+        if (raw === null) {
+          missGet.inc();
+          throw new DcacheError('KEY_NOT_FOUND');
+        }
+        hitGet.inc();
+        // The stored text is already JSON: splice it in, never parse and re-serialise it.
+        return `{"key":${JSON.stringify(key)},"value":${raw}}`;
+      });
+    },
+    async head(k) {
+      const key = checkKey(k, maxKey);
+      const found = await cache.exists(key);
+      (found ? hitHead : missHead).inc();
+      return found;
+    },
+    async put(k, b) {
+      const key = checkKey(k, maxKey);
+      if (b === undefined || b === null)
+        throw new DcacheError('MISSING_VALUE', 'the body must be {"value": ..., "ttl"?: ...}');
+      const body = checkObject(b, 'the body');
+      if (!('value' in body)) throw new DcacheError('MISSING_VALUE');
+      const ttlMs = checkTtl(body.ttl, defaultTtl);
+      const text = serializeValue(body.value, maxValue);
+      await cache.set(key, text, ttlMs);
+      return { key, ttl_ms: ttlMs };
+    },
+    async del(k) {
+      const key = checkKey(k, maxKey);
+      if (!(await cache.del(key))) throw new DcacheError('KEY_NOT_FOUND');
+      return { key, deleted: true };
+    },
+  };
+}
 
+/** Body limit of `PUT /api/v1/cache/{key}`: the value limit plus room for the envelope. */
+export const putBodyLimit = (rt: Runtime): number => rt.config.limits.maxValueBytes + 64 * 1024;
+
+/** Single-key routes: PUT, GET, HEAD, DELETE /api/v1/cache/{key}. */
+export function cacheRoutes(app: FastifyInstance, rt: Runtime, ops = singleKeyOps(rt)): void {
   app.put<KeyReq & { Body: unknown }>(
     '/api/v1/cache/:key',
     {
-      bodyLimit: config.limits.maxValueBytes + 64 * 1024,
+      bodyLimit: putBodyLimit(rt),
       schema: {
         summary: 'Store a value',
         params: keyParams,
@@ -36,17 +97,7 @@ export function cacheRoutes(app: FastifyInstance, rt: Runtime): void {
         },
       },
     },
-    async (req) => {
-      const key = checkKey(req.params.key, maxKey);
-      if (req.body === undefined || req.body === null)
-        throw new DcacheError('MISSING_VALUE', 'the body must be {"value": ..., "ttl"?: ...}');
-      const body = checkObject(req.body, 'the body');
-      if (!('value' in body)) throw new DcacheError('MISSING_VALUE');
-      const ttlMs = checkTtl(body.ttl, config.cache.defaultTtl);
-      const text = serializeValue(body.value, config.limits.maxValueBytes);
-      await cache.set(key, text, ttlMs);
-      return { key, ttl_ms: ttlMs };
-    },
+    (req) => ops.put(req.params.key, req.body),
   );
 
   app.get<KeyReq>(
@@ -62,18 +113,8 @@ export function cacheRoutes(app: FastifyInstance, rt: Runtime): void {
       },
     },
     async (req, reply) => {
-      const key = checkKey(req.params.key, maxKey);
-      const raw = await cache.get(key);
-      if (raw === null) {
-        missGet.inc();
-        throw new DcacheError('KEY_NOT_FOUND');
-      }
-      hitGet.inc();
-      // The stored text is already JSON: splice it in, never parse and re-serialise it.
-      return reply
-        .type('application/json')
-        .serializer(identity)
-        .send(`{"key":${JSON.stringify(key)},"value":${raw}}`);
+      const text = await ops.get(req.params.key);
+      return reply.type('application/json; charset=utf-8').serializer(identity).send(text);
     },
   );
 
@@ -92,9 +133,7 @@ export function cacheRoutes(app: FastifyInstance, rt: Runtime): void {
       },
     },
     async (req, reply) => {
-      const key = checkKey(req.params.key, maxKey);
-      const found = await cache.exists(key);
-      (found ? hitHead : missHead).inc();
+      const found = await ops.head(req.params.key);
       return reply.code(found ? 200 : 404).send();
     },
   );
@@ -114,11 +153,7 @@ export function cacheRoutes(app: FastifyInstance, rt: Runtime): void {
         },
       },
     },
-    async (req) => {
-      const key = checkKey(req.params.key, maxKey);
-      if (!(await cache.del(key))) throw new DcacheError('KEY_NOT_FOUND');
-      return { key, deleted: true };
-    },
+    (req) => ops.del(req.params.key),
   );
 
   // An empty key: `PUT|GET|HEAD /api/v1/cache/` (DELETE there is the flush).

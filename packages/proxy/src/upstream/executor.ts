@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { DcacheError } from '../errors.js';
 import type { HealthTracker } from '../health/health-tracker.js';
-import type { Metrics, RedisOp } from '../metrics.js';
+import { type Metrics, REDIS_DURATION_BUCKETS, type RedisOp } from '../metrics.js';
 import type { NodePool } from './node-pool.js';
 import { redisError } from './redis-errors.js';
 
@@ -76,7 +76,11 @@ export class Executor {
     }
     let t = byOp.get(op);
     if (!t) {
-      t = this.metrics.redisDuration.labels({ node, op });
+      t = this.metrics.localHistogram(
+        this.metrics.redisDuration,
+        { node, op },
+        REDIS_DURATION_BUCKETS,
+      );
       byOp.set(op, t);
     }
     return t;

@@ -1,0 +1,199 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import secureJson from 'secure-json-parse';
+import { DcacheError, ERRORS, errorBody } from './errors.js';
+import { nextRequestId } from './request-id.js';
+import type { SingleKeyOps } from './routes/cache.js';
+import type { Runtime } from './runtime.js';
+
+/** The last response of a connection: a pipelined request waits until it is finished. */
+export const kLastResponse = Symbol('lastResponse');
+
+/** A socket with the response of its latest request. */
+export type OrderedSocket = Socket & { [kLastResponse]?: ServerResponse };
+
+/** Records one answered request of a route: method, status and seconds. */
+export type RouteRecorder = (method: string, status: number, seconds: number) => void;
+
+/** Maps a thrown error to a catalogue code (the app's own mapping, shared with Fastify's path). */
+export type CodeOf = (err: unknown) => { code: keyof typeof ERRORS; message: string };
+
+/** What the fast path needs from the app. */
+export interface FastPathDeps {
+  rt: Runtime;
+  ops: SingleKeyOps;
+  codeOf: CodeOf;
+  record: RouteRecorder;
+  /** Headers of every response (the security headers), as name/value pairs. */
+  security: readonly (readonly [string, string])[];
+  /** Headers evaluated per response (X-Ring-Version and the like). */
+  extraHeaders: (() => Record<string, string>) | undefined;
+  /** Static routes that share the `/api/v1/cache/{segment}` shape (`batch`, `keys`, `stats`). */
+  reserved: ReadonlySet<string>;
+}
+
+const PREFIX = '/api/v1/cache/';
+const JSON_TYPE = 'application/json; charset=utf-8';
+// Fastify's default JSON parser: prototype poisoning is refused, not stripped.
+const PARSE_OPTS = { protoAction: 'error', constructorAction: 'error' } as const;
+const INVALID_JSON = "Body is not valid JSON but content-type is set to 'application/json'";
+
+/** True for the two spellings clients send in practice; anything else goes to Fastify. */
+function plainJsonType(ct: string | undefined): boolean {
+  return ct === 'application/json' || ct === 'application/json; charset=utf-8';
+}
+
+/**
+ * A request handler for `GET|HEAD|PUT|DELETE /api/v1/cache/{key}` on node:http, called before
+ * Fastify's. It serves only the plain case: no query string, no `/` in the key, a decodable key,
+ * no request body except a PUT's JSON with Content-Length within the limit, and no earlier
+ * request of the same connection still being answered. It returns false for anything else
+ * and Fastify serves it; answers are the same either way (test/fast-path-parity.test.ts).
+ * Rate limiting runs in Fastify only: the app does not install this handler when a limit is set.
+ */
+export function createFastPath(
+  d: FastPathDeps,
+): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const { rt, ops, codeOf, record, security, extraHeaders, reserved } = d;
+  const { inflight } = rt.metrics;
+  const fastPath = rt.metrics.localCounter(rt.metrics.fastPath, {});
+  const { state, log } = rt;
+  const putLimit = rt.config.limits.maxValueBytes + 64 * 1024;
+  const maxSegment = rt.config.limits.maxKeyBytes * 3;
+  const readTimeout = rt.config.server.readTimeout;
+  const base: string[] = [];
+  for (const [k, v] of security) base.push(k, v);
+
+  function headers(id: string, length: number, json: boolean, close: boolean): string[] {
+    const h = base.slice();
+    if (json) h.push('content-type', JSON_TYPE);
+    h.push('x-request-id', id);
+    if (extraHeaders) {
+      const x = extraHeaders();
+      for (const k in x) h.push(k, x[k] as string);
+    }
+    if (close || state.shuttingDown) h.push('connection', 'close');
+    // A HEAD answer carries no Content-Length, as Fastify sends it.
+    if (json) h.push('content-length', String(length));
+    return h;
+  }
+
+  /** One request being served: its answer, its metrics and its log lines. */
+  function serve(req: IncomingMessage, res: ServerResponse, method: string, key: string): void {
+    const start = performance.now();
+    inflight.inc();
+    fastPath.inc();
+    const given = req.headers['x-request-id'];
+    const id = typeof given === 'string' && given !== '' ? given : nextRequestId();
+    let answered = false;
+    const send = (status: number, body: string, json: boolean, close = false) => {
+      if (answered) return;
+      answered = true;
+      res.writeHead(status, headers(id, Buffer.byteLength(body), json, close));
+      res.end(body);
+      inflight.dec();
+      record(method, status, (performance.now() - start) / 1_000);
+    };
+    const fail = (err: unknown, close = false) => {
+      const { code, message } = codeOf(err);
+      const status = ERRORS[code].status;
+      if (status >= 500 && code === 'INTERNAL') log.error({ reqId: id, err }, 'unhandled error');
+      else if (status >= 500) log.warn({ reqId: id, code, msg: message }, 'upstream error');
+      send(status, JSON.stringify(errorBody(code, message)), true, close);
+    };
+    switch (method) {
+      case 'GET':
+        ops.get(key).then((text) => send(200, text, true), fail);
+        return;
+      case 'HEAD':
+        ops.head(key).then((found) => send(found ? 200 : 404, '', false), fail);
+        return;
+      case 'DELETE':
+        ops.del(key).then((r) => send(200, JSON.stringify(r), true), fail);
+        return;
+      default:
+        readBody(req, (text) => {
+          if (text === undefined) {
+            fail(Object.assign(new Error('request aborted'), { statusCode: 400 }), true);
+            return;
+          }
+          let body: unknown;
+          try {
+            body = secureJson.parse(text, undefined, PARSE_OPTS);
+          } catch {
+            // As Fastify does after any body it could not parse: the client may send more.
+            fail(new DcacheError('INVALID_JSON', INVALID_JSON), true);
+            return;
+          }
+          ops.put(key, body).then((r) => send(200, JSON.stringify(r), true), fail);
+        });
+    }
+  }
+
+  /**
+   * The whole body as UTF-8 text, or undefined when the request was aborted. A body still
+   * trickling in read_timeout after the headers closes the connection, as on Fastify's path.
+   */
+  function readBody(req: IncomingMessage, done: (text: string | undefined) => void): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const timer = setTimeout(() => {
+      if (req.complete) return;
+      req.socket.destroy();
+    }, readTimeout);
+    req.on('data', (c: Buffer) => {
+      chunks.push(c);
+      size += c.length;
+    });
+    req.once('end', () => {
+      clearTimeout(timer);
+      done(
+        chunks.length === 1
+          ? (chunks[0] as Buffer).toString('utf8')
+          : Buffer.concat(chunks, size).toString('utf8'),
+      );
+    });
+    req.once('error', () => {
+      clearTimeout(timer);
+      done(undefined);
+    });
+  }
+
+  return (req, res) => {
+    const url = req.url as string;
+    if (!url.startsWith(PREFIX)) return false;
+    const method = req.method as string;
+    const h = req.headers;
+    if (method === 'PUT') {
+      const cl = h['content-length'];
+      if (
+        cl === undefined ||
+        cl === '0' ||
+        h['transfer-encoding'] !== undefined ||
+        !plainJsonType(h['content-type']) ||
+        Number(cl) > putLimit
+      )
+        return false;
+    } else if (method === 'GET' || method === 'HEAD' || method === 'DELETE') {
+      const cl = h['content-length'];
+      if ((cl !== undefined && cl !== '0') || h['transfer-encoding'] !== undefined) return false;
+    } else return false;
+    let key = url.slice(PREFIX.length);
+    if (key.length === 0 || key.length > maxSegment || key.includes('/') || key.includes('?'))
+      return false;
+    if (key.includes('%')) {
+      try {
+        key = decodeURIComponent(key);
+      } catch {
+        return false;
+      }
+    }
+    if (reserved.has(key)) return false;
+    const sock = req.socket as OrderedSocket;
+    const prev = sock[kLastResponse];
+    if (prev !== undefined && !prev.writableFinished && !prev.destroyed) return false;
+    sock[kLastResponse] = res;
+    serve(req, res, method, key);
+    return true;
+  };
+}
