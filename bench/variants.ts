@@ -17,7 +17,10 @@ function parseVariant(arg: string): { name: string; env: Record<string, string> 
   const i = arg.indexOf('=');
   if (i <= 0) throw new Error(`variant "${arg}" is not name=ENV=value,...`);
   const env: Record<string, string> = {};
-  for (const kv of arg.slice(i + 1).split(',').filter(Boolean)) {
+  for (const kv of arg
+    .slice(i + 1)
+    .split(',')
+    .filter(Boolean)) {
     const j = kv.indexOf('=');
     if (j <= 0) throw new Error(`"${kv}" in variant "${arg}" is not ENV=value`);
     env[kv.slice(0, j)] = kv.slice(j + 1);
@@ -50,8 +53,8 @@ async function main(): Promise<void> {
           { url: s.url, connections: 64, durationS: 3, warmupS: 1, requests: [spec] },
           { watch: { server: [s.pid] } },
         );
-        (us[s.name] ??= []).push(((m.cpu.server ?? Number.NaN) * 10_000) / m.rps);
-        (rps[s.name] ??= []).push(m.rps);
+        us[s.name] = [...(us[s.name] ?? []), ((m.cpu.server ?? Number.NaN) * 10_000) / m.rps];
+        rps[s.name] = [...(rps[s.name] ?? []), m.rps];
         process.stderr.write(`round ${r + 1}/${rounds} ${s.name}: ${fmt(m.rps)} req/s\n`);
       }
     const min = median(us.minimal!);
