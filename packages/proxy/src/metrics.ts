@@ -160,7 +160,11 @@ export function createMetrics(opts: MetricsOptions = {}) {
       metric.inc(labels, 0);
       s = {
         labels,
-        child: { inc: (k = 1) => void (n += k) } satisfies LocalCounter,
+        child: {
+          inc: (k = 1) => {
+            n += k;
+          },
+        } satisfies LocalCounter,
         flush: () => {
           if (n === 0) return;
           metric.inc(labels, n);
@@ -442,8 +446,12 @@ export function createMetrics(opts: MetricsOptions = {}) {
   });
   /** dcache_http_inflight_requests, counted in a plain number and read at scrape time. */
   const inflight = {
-    inc: () => void inflightNow++,
-    dec: () => void inflightNow--,
+    inc: () => {
+      inflightNow++;
+    },
+    dec: () => {
+      inflightNow--;
+    },
   };
 
   // Series with a known, bounded label set start at 0 so that dashboards and rate() see
