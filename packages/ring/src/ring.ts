@@ -118,6 +118,13 @@ export class Ring {
   private readonly tagOpen: string;
   private readonly tagClose: string;
   private readonly scratch = new Utf8Scratch();
+  /**
+   * First-level index: `firstAtOrAbove[b]` is the first point >= `b << shift`, so a hash's
+   * answer lies between two neighbouring entries (about 8 points) and the binary search
+   * starts there instead of over the whole continuum.
+   */
+  private readonly firstAtOrAbove: Uint32Array;
+  private readonly shift: number;
 
   constructor(nodes: readonly RingNodeInput[], opts: RingOptions = {}) {
     const list = validateNodes(nodes);
@@ -178,6 +185,14 @@ export class Ring {
       this.points[i] = values[src]!;
       this.pointOwner[i] = owners[src]!;
     }
+    const bits = Math.max(1, Math.min(16, Math.floor(Math.log2(Math.max(total, 2) / 8))));
+    this.shift = 32 - bits;
+    this.firstAtOrAbove = new Uint32Array((1 << bits) + 1);
+    for (let b = 0, i = 0; b <= 1 << bits; b++) {
+      const start = b === 1 << bits ? 2 ** 32 : b * 2 ** this.shift;
+      while (i < total && this.points[i]! < start) i++;
+      this.firstAtOrAbove[b] = i;
+    }
     Object.freeze(this);
   }
 
@@ -222,14 +237,15 @@ export class Ring {
   /** Index of the first point >= hash, wrapping to 0 (twemproxy ketama_dispatch). */
   private position(hash: number): number {
     const points = this.points;
-    let lo = 0;
-    let hi = points.length;
+    const b = hash >>> this.shift;
+    let lo = this.firstAtOrAbove[b]!;
+    let hi = this.firstAtOrAbove[b + 1]!;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (points[mid]! < hash) lo = mid + 1;
       else hi = mid;
     }
-    return hi === points.length ? 0 : hi;
+    return lo === points.length ? 0 : lo;
   }
 
   /** The node that owns `key`. Throws a RangeError on a ring without points. */
