@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import helmet from '@fastify/helmet';
@@ -12,7 +12,7 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
-import { DcacheError, ERRORS, type ErrorCode, errorBody, isErrorCode } from './errors.js';
+import { DcacheError, ERRORS, type ErrorCode, errorBody, isErrorCode, rawError } from './errors.js';
 import {
   createFastPath,
   kLastResponse,
@@ -56,16 +56,6 @@ const CLIENT_ERRORS: Record<string, string> = {
   ERR_HTTP_REQUEST_TIMEOUT: 'the request was not received within the read timeout',
   HPE_INVALID_EOF_STATE: 'the connection ended before the whole request was received',
 };
-
-/** Write a whole error response straight to a socket (for requests Fastify never sees). */
-function rawError(socket: Duplex, code: ErrorCode, message: string): void {
-  if (!socket.writable) return;
-  const text = JSON.stringify(errorBody(code, message));
-  const status = ERRORS[code].status;
-  socket.write(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
-  );
-}
 
 /** Map any error thrown while serving to a catalogue code. */
 export function codeOf(err: unknown): { code: ErrorCode; message: string } {

@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 /** Every error the API can return: stable code → HTTP status and default message. */
 export const ERRORS = {
   INVALID_JSON: { status: 400, message: 'the request body is not valid JSON' },
@@ -57,6 +59,16 @@ export function errorBody(
   message?: string,
 ): { error: { code: ErrorCode; message: string } } {
   return { error: { code, message: message ?? ERRORS[code].message } };
+}
+
+/** Write a whole error response straight to a socket (for requests Fastify never sees). */
+export function rawError(socket: Duplex, code: ErrorCode, message: string): void {
+  if (!socket.writable) return;
+  const text = JSON.stringify(errorBody(code, message));
+  const status = ERRORS[code].status;
+  socket.write(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+  );
 }
 
 /** True when `x` is a catalogue code. */

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import secureJson from 'secure-json-parse';
-import { DcacheError, ERRORS, errorBody } from './errors.js';
+import { DcacheError, ERRORS, errorBody, rawError } from './errors.js';
 import { nextRequestId } from './request-id.js';
 import type { SingleKeyOps } from './routes/cache.js';
 import type { Runtime } from './runtime.js';
@@ -64,18 +64,20 @@ export function createFastPath(
   const base: string[] = [];
   for (const [k, v] of security) base.push(k, v);
 
+  // One array for every response: writeHead reads it synchronously and keeps no reference.
+  const out: string[] = base.slice();
   function headers(id: string, length: number, json: boolean, close: boolean): string[] {
-    const h = base.slice();
-    if (json) h.push('content-type', JSON_TYPE);
-    h.push('x-request-id', id);
+    out.length = base.length;
+    if (json) out.push('content-type', JSON_TYPE);
+    out.push('x-request-id', id);
     if (extraHeaders) {
       const x = extraHeaders();
-      for (const k in x) h.push(k, x[k] as string);
+      for (const k in x) out.push(k, x[k] as string);
     }
-    if (close || state.shuttingDown) h.push('connection', 'close');
+    if (close || state.shuttingDown) out.push('connection', 'close');
     // A HEAD answer carries no Content-Length, as Fastify sends it.
-    if (json) h.push('content-length', String(length));
-    return h;
+    if (json) out.push('content-length', String(length));
+    return out;
   }
 
   /** One request being served: its answer, its metrics and its log lines. */
@@ -139,6 +141,11 @@ export function createFastPath(
     let size = 0;
     const timer = setTimeout(() => {
       if (req.complete) return;
+      rawError(
+        req.socket,
+        'BAD_REQUEST',
+        'the request body was not received within the read timeout',
+      );
       req.socket.destroy();
     }, readTimeout);
     req.on('data', (c: Buffer) => {

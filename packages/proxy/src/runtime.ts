@@ -54,7 +54,6 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     poolSize: config.cache.poolSize,
     maxRetries: config.cache.maxRetries,
     connectTimeout: config.cache.connectTimeout,
-    commandTimeout: config.cache.commandTimeout,
     reconnectMax: Math.min(config.health.retryInterval, 2_000),
   });
   const health = new HealthTracker({

@@ -7,7 +7,6 @@ export interface NodeClientOptions {
   poolSize: number;
   maxRetries: number;
   connectTimeout: number;
-  commandTimeout: number;
   /** Longest pause between reconnect attempts (ms); keeps re-add after a restart quick. */
   reconnectMax?: number;
 }
@@ -36,7 +35,10 @@ export class NodeClient {
           db: opts.database,
           enableAutoPipelining: true,
           connectTimeout: opts.connectTimeout,
-          commandTimeout: opts.commandTimeout,
+          // No ioredis commandTimeout: every command goes through the Executor, whose own
+          // deadline (commandTimeout) bounds it from the moment it was asked, and the prober times
+          // its PINGs itself. ioredis' timer per command was a second timer on the hot path, and
+          // a command it times out still waits in the connection's reply queue all the same.
           maxRetriesPerRequest: opts.maxRetries,
           // Fail fast while disconnected: no queue of commands waits on a dead node.
           enableOfflineQueue: false,
