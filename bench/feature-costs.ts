@@ -29,90 +29,78 @@ const here = dirname(fileURLToPath(import.meta.url));
 const DIST = dirname(PROXY_MAIN);
 const WORK = join(here, '.ab');
 
-/** A cut: file (relative to dist) and the exact text removed from it. */
-type Patch = [file: string, text: string];
+/** A cut: file (relative to dist), the exact text, and what replaces it (default: nothing). */
+type Patch = [file: string, text: string, by?: string];
 
+// Single-key GET and PUT are served by the node:http fast path (fast-path.ts): the cuts target it.
 const SECURITY: Patch = [
-  'app.js',
-  `        for (let i = 0; i < security.length; i++) {
-            const h = security[i];
-            reply.header(h[0], h[1]);
-        }`,
+  'fast-path.js',
+  `    for (const [k, v] of security)
+        base.push(k, v);`,
 ];
 const RING_HEADERS: Patch[] = [
-  ['app.js', `        reply.header('x-request-id', req.id);`],
+  ['fast-path.js', `        out.push('x-request-id', id);`],
   [
-    'app.js',
-    `        if (extraHeaders)
-            reply.headers(extraHeaders());`,
+    'fast-path.js',
+    `        if (extraHeaders) {
+            const x = extraHeaders();
+            for (const k in x)
+                out.push(k, x[k]);
+        }`,
   ],
 ];
 const METRICS: Patch[] = [
   [
-    'app.js',
-    `        route.onResponse = [...hookList(route.onResponse), httpTracker(metrics, route.url)];`,
+    'fast-path.js',
+    `        inflight.inc();
+        fastPath.inc();`,
   ],
-  [
-    'app.js',
-    `        if (countedUrl(req.url))
-            inflight.inc();`,
-  ],
-  ['routes/cache.js', `        hitGet.inc();`],
+  ['fast-path.js', `            record(method, status, (performance.now() - start) / 1_000);`],
+  ['fast-path.js', `            inflight.dec();`],
+  ['routes/cache.js', `                hitGet.inc();`],
   [
     'upstream/executor.js',
     `                this.timer(node, op).observe((performance.now() - start) / 1_000);`,
   ],
 ];
-/** The pipelined-request ordering and body read-timeout hooks (text between two markers). */
-const ORDER_AND_BODY_TIMEOUT = {
-  file: 'app.js',
-  from: `    app.addHook('onRequest', (req, reply, done) => {
-        const sock = req.raw.socket;`,
-  to: `    // Route schemas document the API`,
-};
+const DEADLINE: Patch = [
+  'upstream/executor.js',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the compiled code's own template literal
+  'const deadline = setTimeout(() => fail(new Error(`Command timed out after ${this.deadlineMs} ms`)), this.deadlineMs);',
+  'const deadline = undefined;',
+];
 
-const VARIANTS: Record<string, { describe: string; patches: Patch[]; cutHooks?: boolean }> = {
+const VARIANTS: Record<string, { describe: string; patches: Patch[] }> = {
   'no security headers': { describe: 'the 11 helmet headers', patches: [SECURITY] },
   'no ring/request-id headers': {
     describe: 'x-ring-version, x-ring-checksum, x-request-id',
     patches: RING_HEADERS,
   },
   'no metrics': {
-    describe: 'HTTP request metrics, in-flight gauge, hit counter, Redis command histogram',
+    describe:
+      'HTTP request metrics, in-flight gauge, fast-path and hit counters, Redis command histogram',
     patches: METRICS,
   },
-  'no ordering/body-timeout hooks': {
-    describe: 'the onRequest hooks that order pipelined requests and time out slow bodies',
-    patches: [],
-    cutHooks: true,
+  'no per-call deadline': {
+    describe: "the executor's deadline timer per Redis call",
+    patches: [DEADLINE],
   },
   'none of these': {
     describe: 'all four cuts together',
-    patches: [SECURITY, ...RING_HEADERS, ...METRICS],
-    cutHooks: true,
+    patches: [SECURITY, ...RING_HEADERS, ...METRICS, DEADLINE],
   },
 };
 
-function build(name: string, v: { patches: Patch[]; cutHooks?: boolean }): string {
+function build(name: string, v: { patches: Patch[] }): string {
   const dir = join(WORK, name.replace(/[^a-z]+/g, '-'));
   rmSync(dir, { recursive: true, force: true });
   cpSync(DIST, dir, { recursive: true });
-  const edit = (file: string, f: (s: string) => string) => {
+  for (const [file, text, by = ''] of v.patches) {
     const p = join(dir, file);
-    writeFileSync(p, f(readFileSync(p, 'utf8')));
-  };
-  for (const [file, text] of v.patches)
-    edit(file, (s) => {
-      if (!s.includes(text)) throw new Error(`${name}: ${file} no longer contains:\n${text}`);
-      return s.replace(text, '');
-    });
-  if (v.cutHooks)
-    edit(ORDER_AND_BODY_TIMEOUT.file, (s) => {
-      const i = s.indexOf(ORDER_AND_BODY_TIMEOUT.from);
-      const j = s.indexOf(ORDER_AND_BODY_TIMEOUT.to);
-      if (i < 0 || j < i) throw new Error(`${name}: the ordering/body-timeout hooks moved`);
-      return s.slice(0, i) + s.slice(j);
-    });
+    const s = readFileSync(p, 'utf8');
+    if (!s.includes(text)) throw new Error(`${name}: ${file} no longer contains:\n${text}`);
+    writeFileSync(p, s.replace(text, by));
+  }
   return join(dir, 'main.js');
 }
 
