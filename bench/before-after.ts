@@ -10,36 +10,15 @@ import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  cleanupAll,
-  freePort,
-  startProcess,
-  startRedis,
-  startRedisCluster,
-} from '@dcache/test-utils';
+import { cleanupAll, startRedis, startRedisCluster } from '@dcache/test-utils';
 import { batchGetSpec, getSpec, keys, putSpec, VALUE } from './cases/data.js';
 import { runLoad, stopLoadWorker } from './lib/load.js';
 import type { RequestSpec } from './lib/load-spec.js';
-import { CORES, PROXY_MAIN, pinRedis, type Server, seed, startMinimal } from './lib/procs.js';
+import { PROXY_MAIN, pinRedis, type Server, seed, startMinimal, startProxy } from './lib/procs.js';
 import { fmt, median } from './lib/stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BEFORE = join(here, '.ab', 'before', 'packages', 'proxy', 'dist', 'main.js');
-
-async function startBuild(name: string, main: string, redis: string): Promise<Server> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const proc = await startProcess('taskset', ['-c', String(CORES.server), process.execPath, main], {
-    env: {
-      DC_CACHE_ADDRESSES: redis,
-      DC_SERVER_HOST: '127.0.0.1',
-      DC_SERVER_PORT: String(port),
-      DC_LOGGER_LEVEL: 'warn',
-    },
-    readyUrl: `${url}/health`,
-  });
-  return { name, url, pid: proc.pid!, proc, stop: async () => void (await proc.stop()) };
-}
 
 /** Interleaved rounds over `servers`; one table line per server. */
 async function compare(
@@ -75,8 +54,8 @@ async function main(): Promise<void> {
   let servers: Server[] = [];
   try {
     servers = [
-      await startBuild(`before (${commit})`, BEFORE, one.address),
-      await startBuild('after (working tree)', PROXY_MAIN, one.address),
+      await startProxy(one.address, { name: `before (${commit})`, main: BEFORE }),
+      await startProxy(one.address, { name: 'after (working tree)', main: PROXY_MAIN }),
       await startMinimal(one.address),
     ];
     const ks = keys('ba', 1_000);
@@ -94,8 +73,8 @@ async function main(): Promise<void> {
   servers = [];
   try {
     servers = [
-      await startBuild(`before (${commit})`, BEFORE, eight.addressList),
-      await startBuild('after (working tree)', PROXY_MAIN, eight.addressList),
+      await startProxy(eight.addressList, { name: `before (${commit})`, main: BEFORE }),
+      await startProxy(eight.addressList, { name: 'after (working tree)', main: PROXY_MAIN }),
     ];
     const ks = keys('bb', 2_000);
     await seed(servers[1]!.url, ks, VALUE);

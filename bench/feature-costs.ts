@@ -11,17 +11,17 @@ import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cleanupAll, freePort, startProcess, startRedis } from '@dcache/test-utils';
+import { cleanupAll, startRedis } from '@dcache/test-utils';
 import { getSpec, keys, putSpec, VALUE } from './cases/data.js';
 import { runLoad, stopLoadWorker } from './lib/load.js';
 import {
-  CORES,
   PROXY_MAIN,
   pinRedis,
   type Server,
   seed,
   startFastifyBaseline,
   startMinimal,
+  startProxy,
 } from './lib/procs.js';
 import { fmt, median } from './lib/stats.js';
 
@@ -104,21 +104,6 @@ function build(name: string, v: { patches: Patch[] }): string {
   return join(dir, 'main.js');
 }
 
-async function startVariant(name: string, main: string, redis: string): Promise<Server> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const proc = await startProcess('taskset', ['-c', String(CORES.server), process.execPath, main], {
-    env: {
-      DC_CACHE_ADDRESSES: redis,
-      DC_SERVER_HOST: '127.0.0.1',
-      DC_SERVER_PORT: String(port),
-      DC_LOGGER_LEVEL: 'warn',
-    },
-    readyUrl: `${url}/health`,
-  });
-  return { name, url, pid: proc.pid!, proc, stop: async () => void (await proc.stop()) };
-}
-
 async function main(): Promise<void> {
   const op = process.argv[2] === 'put' ? 'put' : 'get';
   const rounds = Number(process.argv[3] ?? 8);
@@ -127,9 +112,9 @@ async function main(): Promise<void> {
   pinRedis([redis]);
   const servers: Server[] = [];
   try {
-    servers.push(await startVariant('dcache', PROXY_MAIN, redis.address));
+    servers.push(await startProxy(redis.address));
     for (const [name, v] of Object.entries(VARIANTS))
-      servers.push(await startVariant(name, build(name, v), redis.address));
+      servers.push(await startProxy(redis.address, { name, main: build(name, v) }));
     servers.push(await startMinimal(redis.address), await startFastifyBaseline(redis.address));
     const ks = keys('fc', 1_000);
     await seed(servers[0]!.url, ks, VALUE);

@@ -82,6 +82,10 @@ export interface ProxyOptions {
   env?: Record<string, string>;
   /** Write a V8 CPU profile (.cpuprofile) into this directory when the proxy exits. */
   profileDir?: string;
+  /** Another build's `main.js` (default: this tree's packages/proxy/dist/main.js). */
+  main?: string;
+  /** The server's name in reports (default `dcache`). */
+  name?: string;
 }
 
 let extraProxyEnv: Record<string, string> = {};
@@ -93,13 +97,14 @@ export function setProxyEnv(env: Record<string, string>): void {
 
 /** `node packages/proxy/dist/main.js` pinned to the server core, logging at warn. */
 export async function startProxy(addresses: string, opts: ProxyOptions = {}): Promise<Server> {
-  if (!existsSync(PROXY_MAIN)) throw new Error(`${PROXY_MAIN} is missing: run npm run build first`);
+  const main = opts.main ?? PROXY_MAIN;
+  if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const prof = opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : [];
   const proc = await startProcess(
     'taskset',
-    ['-c', String(CORES.server), process.execPath, ...prof, PROXY_MAIN],
+    ['-c', String(CORES.server), process.execPath, ...prof, main],
     {
       cwd: ROOT,
       env: {
@@ -114,7 +119,8 @@ export async function startProxy(addresses: string, opts: ProxyOptions = {}): Pr
       readyTimeout: 30_000,
     },
   );
-  return { name: 'dcache', url, pid: proc.pid!, proc, stop: async () => void (await proc.stop()) };
+  const name = opts.name ?? 'dcache';
+  return { name, url, pid: proc.pid!, proc, stop: async () => void (await proc.stop()) };
 }
 
 /** bench/baselines/minimal-server.ts (node:http + ioredis) over one Redis, pinned to the server core. */
