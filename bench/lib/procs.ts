@@ -86,6 +86,14 @@ export interface ProxyOptions {
   main?: string;
   /** The server's name in reports (default `dcache`). */
   name?: string;
+  /** Run under this command instead of `taskset` (e.g. valgrind and its options). */
+  wrap?: readonly string[];
+}
+
+/** `taskset -c <server core>`, or the given wrapper, then node. */
+function launcher(wrap: readonly string[] | undefined): [string, string[]] {
+  const w = wrap ?? ['taskset', '-c', String(CORES.server)];
+  return [w[0] as string, [...w.slice(1), process.execPath]];
 }
 
 let extraProxyEnv: Record<string, string> = {};
@@ -102,30 +110,27 @@ export async function startProxy(addresses: string, opts: ProxyOptions = {}): Pr
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const prof = opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : [];
-  const proc = await startProcess(
-    'taskset',
-    ['-c', String(CORES.server), process.execPath, ...prof, main],
-    {
-      cwd: ROOT,
-      env: {
-        DC_CACHE_ADDRESSES: addresses,
-        DC_SERVER_HOST: '127.0.0.1',
-        DC_SERVER_PORT: String(port),
-        DC_LOGGER_LEVEL: 'warn',
-        ...extraProxyEnv,
-        ...opts.env,
-      },
-      readyUrl: `${url}/health`,
-      readyTimeout: 30_000,
+  const [cmd, pre] = launcher(opts.wrap);
+  const proc = await startProcess(cmd, [...pre, ...prof, main], {
+    cwd: ROOT,
+    env: {
+      DC_CACHE_ADDRESSES: addresses,
+      DC_SERVER_HOST: '127.0.0.1',
+      DC_SERVER_PORT: String(port),
+      DC_LOGGER_LEVEL: 'warn',
+      ...extraProxyEnv,
+      ...opts.env,
     },
-  );
+    readyUrl: `${url}/health`,
+    readyTimeout: opts.wrap ? 180_000 : 30_000,
+  });
   const name = opts.name ?? 'dcache';
   return { name, url, pid: proc.pid!, proc, stop: async () => void (await proc.stop()) };
 }
 
 /** bench/baselines/minimal-server.ts (node:http + ioredis) over one Redis, pinned to the server core. */
-export function startMinimal(redisAddress: string): Promise<Server> {
-  return startBaseline('minimal', 'minimal-server.ts', redisAddress);
+export function startMinimal(redisAddress: string, wrap?: readonly string[]): Promise<Server> {
+  return startBaseline('minimal', 'minimal-server.ts', redisAddress, wrap);
 }
 
 /** bench/baselines/fastify-server.ts (bare Fastify + ioredis) over one Redis, pinned to the server core. */
@@ -133,24 +138,23 @@ export function startFastifyBaseline(redisAddress: string): Promise<Server> {
   return startBaseline('fastify', 'fastify-server.ts', redisAddress);
 }
 
-async function startBaseline(name: string, file: string, redisAddress: string): Promise<Server> {
+async function startBaseline(
+  name: string,
+  file: string,
+  redisAddress: string,
+  wrap?: readonly string[],
+): Promise<Server> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
+  const [cmd, pre] = launcher(wrap);
   const proc = await startProcess(
-    'taskset',
-    [
-      '-c',
-      String(CORES.server),
-      process.execPath,
-      '--import',
-      'tsx',
-      join(here, '..', 'baselines', file),
-    ],
+    cmd,
+    [...pre, '--import', 'tsx', join(here, '..', 'baselines', file)],
     {
       cwd: join(here, '..'),
       env: { PORT: String(port), REDIS_ADDRESS: redisAddress },
       readyUrl: `${url}/ready`,
-      readyTimeout: 30_000,
+      readyTimeout: wrap ? 180_000 : 30_000,
     },
   );
   return { name, url, pid: proc.pid!, proc, stop: async () => void (await proc.stop()) };

@@ -1,0 +1,141 @@
+/**
+ * Instructions per response, the one figure of the single-key case that does not move with the
+ * machine's load: the proxy and the minimal node:http + ioredis server each run under valgrind's
+ * callgrind (which counts the instructions a process executes in user space, every thread,
+ * whatever else the machine is doing), take a warm-up load, get their counters zeroed
+ * (`callgrind_control -z`), serve a fixed number of GETs or PUTs and dump them. Kernel work
+ * (socket reads and writes) is not counted, nor are stalls on memory; both are in the CPU µs per
+ * response of the load runs. Writes bench/results/instructions.md.
+ *   npm run build && npx tsx bench/instructions.ts [requests=20000] [warmup=8000]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cleanupAll, startRedis } from '@dcache/test-utils';
+import autocannon from 'autocannon';
+import { keys, putSpec, VALUE } from './cases/data.js';
+import { type Server, seed, startMinimal, startProxy } from './lib/procs.js';
+import { fmt } from './lib/stats.js';
+
+const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
+const CONNECTIONS = 16;
+
+/** Send exactly `amount` requests over CONNECTIONS connections; throws on any non-2xx. */
+async function load(url: string, reqs: autocannon.Request[], amount: number): Promise<void> {
+  const r = await autocannon({ url, connections: CONNECTIONS, amount, requests: reqs });
+  const bad = r.non2xx + r.errors + r.timeouts;
+  if (bad > 0) throw new Error(`${url}: ${bad} failed responses of ${amount}`);
+}
+
+/** Callgrind's instruction total in the dump files of `pid` in `dir`. */
+function totalOf(dir: string, pid: number): number {
+  let total = 0;
+  for (const f of readdirSync(dir).filter((n) => n.startsWith(`cg.${pid}.`))) {
+    const m = /^summary: (\d+)$/m.exec(readFileSync(join(dir, f), 'utf8'));
+    if (!m) throw new Error(`no summary line in ${f}`);
+    total += Number(m[1]);
+  }
+  return total;
+}
+
+async function measure(
+  start: (wrap: string[]) => Promise<Server>,
+  reqs: autocannon.Request[],
+  warmup: number,
+  n: number,
+): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'dcache-cg-'));
+  const wrap = [
+    'valgrind',
+    '--tool=callgrind',
+    // V8 writes and patches machine code on its heap: callgrind must see that code change.
+    '--smc-check=all-non-file',
+    `--callgrind-out-file=${join(dir, 'cg.%p')}`,
+  ];
+  const s = await start(wrap);
+  try {
+    await load(s.url, reqs, warmup);
+    execFileSync('callgrind_control', ['-z', String(s.pid)], { stdio: 'ignore' });
+    await load(s.url, reqs, n);
+    execFileSync('callgrind_control', ['-d', String(s.pid)], { stdio: 'ignore' });
+    return totalOf(dir, s.pid) / n;
+  } finally {
+    await s.stop().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const n = Number(process.argv[2] ?? 20_000);
+  const warmup = Number(process.argv[3] ?? 8_000);
+  try {
+    execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
+  } catch {
+    throw new Error('valgrind is not installed (Debian package valgrind)');
+  }
+  const redis = await startRedis();
+  const rows: string[] = [];
+  const per: Record<string, Record<string, number>> = {};
+  try {
+    const ks = keys('cg', 256);
+    const tmp = await startProxy(redis.address);
+    await seed(tmp.url, ks, VALUE);
+    await tmp.stop();
+    const get: autocannon.Request[] = ks.map((k) => ({
+      method: 'GET',
+      path: `/api/v1/cache/${encodeURIComponent(k)}`,
+    }));
+    const ps = putSpec(keys('cgp', 256));
+    const put: autocannon.Request[] = ps.paths.map((path) => ({
+      method: 'PUT',
+      path,
+      body: ps.bodies?.[0] as string,
+      headers: { 'content-type': 'application/json' },
+    }));
+    for (const [op, reqs] of [
+      ['GET', get],
+      ['PUT', put],
+    ] as const) {
+      per[op] = {};
+      for (const [name, start] of [
+        ['dcache', (w: string[]) => startProxy(redis.address, { wrap: w })],
+        ['minimal', (w: string[]) => startMinimal(redis.address, w)],
+      ] as const) {
+        process.stderr.write(`${op} ${name}: ${warmup} warm-up + ${n} counted requests…\n`);
+        const v = await measure(start, reqs, warmup, n);
+        per[op]![name] = v;
+        process.stderr.write(`${op} ${name}: ${fmt(v)} instructions per response\n`);
+      }
+      const d = per[op]!.dcache!;
+      const m = per[op]!.minimal!;
+      rows.push(`| ${op} | ${fmt(d)} | ${fmt(m)} | ${(m / d).toFixed(3)}× |`);
+    }
+  } finally {
+    await redis.close();
+    await cleanupAll();
+  }
+  const md = [
+    '# Instructions per response (callgrind)',
+    '',
+    `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cpus()[0]?.model.trim()} (${cpus().length} cores), Node ${process.version}. ` +
+      `Each server under \`valgrind --tool=callgrind\` over one Redis, ${warmup} warm-up requests, counters zeroed, then ${n} counted requests ` +
+      `over ${CONNECTIONS} connections (256 keys in turn, 100-byte values). Command: \`npx tsx bench/instructions.ts ${n} ${warmup}\`.`,
+    '',
+    'User-space instructions of the whole server process (all threads: JIT, GC, the libuv pool) per response. ' +
+      'Repeatable whatever else runs on the machine; kernel time and memory stalls are not in it.',
+    '',
+    '| op | dcache | minimal node:http + ioredis | dcache speed vs minimal (minimal ÷ dcache) |',
+    '|---|---:|---:|---:|',
+    ...rows,
+    '',
+  ].join('\n');
+  writeFileSync(join(RESULTS, 'instructions.md'), md);
+  process.stdout.write(`${md}\nwritten to ${join(RESULTS, 'instructions.md')}\n`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exit(1);
+});
