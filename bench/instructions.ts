@@ -7,6 +7,8 @@
  * (socket reads and writes) is not counted, nor are stalls on memory; both are in the CPU µs per
  * response of the load runs. Writes bench/results/instructions.md.
  *   npm run build && npx tsx bench/instructions.ts [requests=20000] [warmup=8000]
+ * Experiments: `--ops=GET` (or PUT), `--main=<another build's main.js>`,
+ * `--servers=dcache` (a partial run prints its table and writes nothing).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -68,8 +70,15 @@ async function measure(
 }
 
 async function main(): Promise<void> {
-  const n = Number(process.argv[2] ?? 20_000);
-  const warmup = Number(process.argv[3] ?? 8_000);
+  const flags = process.argv.slice(2).filter((a) => a.startsWith('--'));
+  const [nArg, wArg] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  const flag = (name: string) =>
+    flags.find((f) => f.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const n = Number(nArg ?? 20_000);
+  const warmup = Number(wArg ?? 8_000);
+  const ops = (flag('ops') ?? 'GET,PUT').split(',');
+  const build = flag('main');
+  const servers = (flag('servers') ?? 'dcache,minimal').split(',');
   try {
     execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
   } catch {
@@ -98,18 +107,24 @@ async function main(): Promise<void> {
       ['GET', get],
       ['PUT', put],
     ] as const) {
+      if (!ops.includes(op)) continue;
       per[op] = {};
       for (const [name, start] of [
-        ['dcache', (w: string[]) => startProxy(redis.address, { wrap: w })],
+        [
+          'dcache',
+          (w: string[]) =>
+            startProxy(redis.address, { wrap: w, ...(build ? { main: build } : {}) }),
+        ],
         ['minimal', (w: string[]) => startMinimal(redis.address, w)],
       ] as const) {
+        if (!servers.includes(name)) continue;
         process.stderr.write(`${op} ${name}: ${warmup} warm-up + ${n} counted requests…\n`);
         const v = await measure(start, reqs, warmup, n);
         per[op]![name] = v;
         process.stderr.write(`${op} ${name}: ${fmt(v)} instructions per response\n`);
       }
-      const d = per[op]!.dcache!;
-      const m = per[op]!.minimal!;
+      const d = per[op]!.dcache ?? Number.NaN;
+      const m = per[op]!.minimal ?? Number.NaN;
       rows.push(`| ${op} | ${fmt(d)} | ${fmt(m)} | ${(m / d).toFixed(3)}× |`);
     }
   } finally {
@@ -131,8 +146,11 @@ async function main(): Promise<void> {
     ...rows,
     '',
   ].join('\n');
-  writeFileSync(join(RESULTS, 'instructions.md'), md);
-  process.stdout.write(`${md}\nwritten to ${join(RESULTS, 'instructions.md')}\n`);
+  process.stdout.write(`${md}\n`);
+  if (build === undefined && ops.length === 2 && servers.length === 2) {
+    writeFileSync(join(RESULTS, 'instructions.md'), md);
+    process.stdout.write(`written to ${join(RESULTS, 'instructions.md')}\n`);
+  }
 }
 
 main().catch((e) => {

@@ -1,4 +1,9 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  IncomingMessage,
+  ServerResponse,
+  validateHeaderName,
+  validateHeaderValue,
+} from 'node:http';
 import type { Socket } from 'node:net';
 import secureJson from 'secure-json-parse';
 import { DcacheError, ERRORS, errorBody, rawError } from './errors.js';
@@ -38,6 +43,36 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 const PARSE_OPTS = { protoAction: 'error', constructorAction: 'error' } as const;
 const INVALID_JSON = "Body is not valid JSON but content-type is set to 'application/json'";
 
+/** `name: value\r\n` lines of fixed headers, each validated as writeHead would, once. */
+export function headerLines(pairs: Iterable<readonly [string, string]>): string {
+  let s = '';
+  for (const [k, v] of pairs) {
+    validateHeaderName(k);
+    validateHeaderValue(k, v);
+    s += `${k}: ${v}\r\n`;
+  }
+  return s;
+}
+
+type HeadedResponse = ServerResponse & { _header?: unknown };
+
+/**
+ * True when node:http keeps the head of a response it has not sent yet as a string in
+ * `_header` (status line first), which lets fixed header lines be spliced in after writeHead
+ * instead of being validated and concatenated one by one on every response. Checked on this
+ * Node at start-up; without it the fast path passes every header to writeHead.
+ */
+export function canSpliceHead(): boolean {
+  try {
+    const res = new ServerResponse(new IncomingMessage(null as never)) as HeadedResponse;
+    res.writeHead(200, ['x-probe', '1']);
+    const h = res._header;
+    return typeof h === 'string' && h.startsWith('HTTP/1.1 200 OK\r\nx-probe: 1\r\n');
+  } catch {
+    return false;
+  }
+}
+
 /** True for the two spellings clients send in practice; anything else goes to Fastify. */
 function plainJsonType(ct: string | undefined): boolean {
   return ct === 'application/json' || ct === 'application/json; charset=utf-8';
@@ -61,23 +96,55 @@ export function createFastPath(
   const putLimit = rt.config.limits.maxValueBytes + 64 * 1024;
   const maxSegment = rt.config.limits.maxKeyBytes * 3;
   const readTimeout = rt.config.server.readTimeout;
+  // The fixed headers of every answer (security headers, then X-Ring-*, then Content-Type when
+  // there is a body) go in as one block of lines, validated once: per header, writeHead's
+  // validation and concatenation cost more than all of the proxy's own work on a GET. The ring
+  // headers are remade when the snapshot's object changes (the cluster makes one per snapshot).
+  const splice = canSpliceHead();
+  const securityLines = headerLines(security);
+  let extraOf: Record<string, string> | undefined;
+  let bare = securityLines;
+  let withType = `${securityLines}content-type: ${JSON_TYPE}\r\n`;
+  const fixed = (json: boolean): string => {
+    if (extraHeaders) {
+      const x = extraHeaders();
+      if (x !== extraOf) {
+        extraOf = x;
+        bare = securityLines + headerLines(Object.entries(x));
+        withType = `${bare}content-type: ${JSON_TYPE}\r\n`;
+      }
+    }
+    return json ? withType : bare;
+  };
   const base: string[] = [];
-  for (const [k, v] of security) base.push(k, v);
+  if (!splice) for (const [k, v] of security) base.push(k, v);
 
   // One array for every response: writeHead reads it synchronously and keeps no reference.
   const out: string[] = base.slice();
   function headers(id: string, length: number, json: boolean, close: boolean): string[] {
     out.length = base.length;
-    if (json) out.push('content-type', JSON_TYPE);
-    out.push('x-request-id', id);
-    if (extraHeaders) {
-      const x = extraHeaders();
-      for (const k in x) out.push(k, x[k] as string);
+    if (!splice) {
+      if (json) out.push('content-type', JSON_TYPE);
+      if (extraHeaders) {
+        const x = extraHeaders();
+        for (const k in x) out.push(k, x[k] as string);
+      }
     }
+    out.push('x-request-id', id);
     if (close || state.shuttingDown) out.push('connection', 'close');
     // A HEAD answer carries no Content-Length, as Fastify sends it.
     if (json) out.push('content-length', String(length));
     return out;
+  }
+
+  /** writeHead with the fixed lines spliced in after the status line. */
+  function writeHead(res: ServerResponse, status: number, h: string[], json: boolean): void {
+    res.writeHead(status, h);
+    if (!splice) return;
+    const r = res as HeadedResponse;
+    const head = r._header as string;
+    const eol = head.indexOf('\r\n') + 2;
+    r._header = head.slice(0, eol) + fixed(json) + head.slice(eol);
   }
 
   /** One request being served: its answer, its metrics and its log lines. */
@@ -91,7 +158,7 @@ export function createFastPath(
     const send = (status: number, body: string, json: boolean, close = false) => {
       if (answered) return;
       answered = true;
-      res.writeHead(status, headers(id, Buffer.byteLength(body), json, close));
+      writeHead(res, status, headers(id, Buffer.byteLength(body), json, close), json);
       res.end(body);
       inflight.dec();
       record(method, status, (performance.now() - start) / 1_000);
