@@ -113,9 +113,9 @@ export class CacheService {
   }
 
   /** Store raw JSON text; resolves when the primary owner acknowledged. */
-  async set(key: string, value: string, ttlMs: number): Promise<void> {
+  set(key: string, value: string, ttlMs: number): Promise<void> {
     const owners = this.router.owners(key);
-    if (owners.length === 0) throw new DcacheError('NO_NODES');
+    if (owners.length === 0) return Promise.reject(new DcacheError('NO_NODES'));
     this.journalize(key, owners);
     const write = (c: Redis) => (ttlMs > 0 ? c.set(key, value, 'PX', ttlMs) : c.set(key, value));
     const primary = this.exec.run(owners[0] as string, 'set', write);
@@ -124,7 +124,7 @@ export class CacheService {
       this.exec.run(node, 'set', write).catch((e: DcacheError) => this.replicaFailed(node, key, e));
     }
     this.invalidatePrevious(key, owners);
-    await primary;
+    return primary.then(ignore);
   }
 
   /** Delete `key` everywhere it may live; resolves true when some copy existed. */
@@ -370,7 +370,7 @@ export class CacheService {
 
   /** Record `key` for every home owner that is ejected now (it must not serve the old value later). */
   private journalize(key: string, owners: readonly string[]): void {
-    const ejected = this.router.view().excluded;
+    const ejected = this.router.excluded;
     if (ejected.size === 0) return;
     for (const home of this.router.homeOwners(key)) {
       if (ejected.has(home) && !owners.includes(home)) this.journal.record(home, key);
@@ -494,3 +494,5 @@ export class CacheService {
     this.log.warn({ node, err: (err as Error)?.message }, 'replica write failed');
   }
 }
+
+const ignore = (): void => {};

@@ -206,30 +206,39 @@ export function createFastPath(
   function readBody(req: IncomingMessage, done: (text: string | undefined) => void): void {
     const chunks: Buffer[] = [];
     let size = 0;
-    const timer = setTimeout(() => {
-      if (req.complete) return;
-      rawError(
-        req.socket,
-        'BAD_REQUEST',
-        'the request body was not received within the read timeout',
-      );
-      req.socket.destroy();
-    }, readTimeout);
+    let timer: NodeJS.Timeout | undefined;
+    let finished = false;
+    const finish = (text: string | undefined) => {
+      if (finished) return;
+      finished = true;
+      if (timer !== undefined) clearTimeout(timer);
+      done(text);
+    };
     req.on('data', (c: Buffer) => {
       chunks.push(c);
       size += c.length;
     });
-    req.once('end', () => {
-      clearTimeout(timer);
-      done(
+    req.on('end', () =>
+      finish(
         chunks.length === 1
           ? (chunks[0] as Buffer).toString('utf8')
           : Buffer.concat(chunks, size).toString('utf8'),
-      );
-    });
-    req.once('error', () => {
-      clearTimeout(timer);
-      done(undefined);
+      ),
+    );
+    req.on('error', () => finish(undefined));
+    // A body that came with its headers is complete once the parser has run over the rest of
+    // the packet, before the next tick: only a body still missing then gets a timer.
+    process.nextTick(() => {
+      if (finished || req.complete) return;
+      timer = setTimeout(() => {
+        if (req.complete) return;
+        rawError(
+          req.socket,
+          'BAD_REQUEST',
+          'the request body was not received within the read timeout',
+        );
+        req.socket.destroy();
+      }, readTimeout);
     });
   }
 

@@ -37,6 +37,11 @@ export class Router {
     return this.holder.current.ring;
   }
 
+  /** The nodes ejected now. */
+  get excluded(): ReadonlySet<string> {
+    return this.health.ejected;
+  }
+
   /** The view in effect now. */
   view(): RoutingView {
     return { ring: this.holder.current.ring, excluded: this.health.ejected };

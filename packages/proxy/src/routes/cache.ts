@@ -52,16 +52,22 @@ export function singleKeyOps(rt: Runtime): SingleKeyOps {
       (found ? hitHead : missHead).inc();
       return found;
     },
-    async put(k, b) {
-      const key = checkKey(k, maxKey);
-      if (b === undefined || b === null)
-        throw new DcacheError('MISSING_VALUE', 'the body must be {"value": ..., "ttl"?: ...}');
-      const body = checkObject(b, 'the body');
-      if (!('value' in body)) throw new DcacheError('MISSING_VALUE');
-      const ttlMs = checkTtl(body.ttl, defaultTtl);
-      const text = serializeValue(body.value, maxValue);
-      await cache.set(key, text, ttlMs);
-      return { key, ttl_ms: ttlMs };
+    put(k, b) {
+      let key: string;
+      let text: string;
+      let ttlMs: number;
+      try {
+        key = checkKey(k, maxKey);
+        if (b === undefined || b === null)
+          throw new DcacheError('MISSING_VALUE', 'the body must be {"value": ..., "ttl"?: ...}');
+        const body = checkObject(b, 'the body');
+        if (!('value' in body)) throw new DcacheError('MISSING_VALUE');
+        ttlMs = checkTtl(body.ttl, defaultTtl);
+        text = serializeValue(body.value, maxValue);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return cache.set(key, text, ttlMs).then(() => ({ key, ttl_ms: ttlMs }));
     },
     async del(k) {
       const key = checkKey(k, maxKey);
