@@ -33,20 +33,18 @@ const WORK = join(here, '.ab');
 type Patch = [file: string, text: string, by?: string];
 
 // Single-key GET and PUT are served by the node:http fast path (fast-path.ts): the cuts target it.
+// The fixed headers go in as one block of lines (`fixed`): the cuts empty its parts.
 const SECURITY: Patch = [
   'fast-path.js',
-  `    for (const [k, v] of security)
-        base.push(k, v);`,
+  '    const securityLines = headerLines(security);',
+  "    const securityLines = '';",
 ];
 const RING_HEADERS: Patch[] = [
   ['fast-path.js', `        out.push('x-request-id', id);`],
   [
     'fast-path.js',
-    `        if (extraHeaders) {
-            const x = extraHeaders();
-            for (const k in x)
-                out.push(k, x[k]);
-        }`,
+    `                bare = securityLines + headerLines(Object.entries(x));`,
+    `                bare = securityLines;`,
   ],
 ];
 const METRICS: Patch[] = [

@@ -1,11 +1,11 @@
 /**
- * Instructions per response, the one figure of the single-key case that does not move with the
- * machine's load: the proxy and the minimal node:http + ioredis server each run under valgrind's
- * callgrind (which counts the instructions a process executes in user space, every thread,
- * whatever else the machine is doing), take a warm-up load, get their counters zeroed
- * (`callgrind_control -z`), serve a fixed number of GETs or PUTs and dump them. Kernel work
- * (socket reads and writes) is not counted, nor are stalls on memory; both are in the CPU µs per
- * response of the load runs. Writes bench/results/instructions.md.
+ * Instructions per response under valgrind's callgrind, for the proxy and the minimal node:http +
+ * ioredis server: each takes a warm-up load, gets its counters zeroed (`callgrind_control -z`),
+ * serves a fixed number of GETs or PUTs and dumps them. The count (user space, every thread)
+ * moves far less with the machine's load than req/s does, so it shows what a code change does
+ * (one build against another). It is not the throughput ratio: under valgrind a server runs
+ * ~50× slower, each event-loop turn sees fewer requests, V8 compiles at other moments, and
+ * kernel time and memory stalls are not counted. Writes bench/results/instructions.md.
  *   npm run build && npx tsx bench/instructions.ts [requests=20000] [warmup=8000]
  * Experiments: `--ops=GET` (or PUT), `--main=<another build's main.js>`,
  * `--servers=dcache` (a partial run prints its table and writes nothing).
@@ -139,9 +139,11 @@ async function main(): Promise<void> {
       `over ${CONNECTIONS} connections (256 keys in turn, 100-byte values). Command: \`npx tsx bench/instructions.ts ${n} ${warmup}\`.`,
     '',
     'User-space instructions of the whole server process (all threads: JIT, GC, the libuv pool) per response. ' +
-      'Repeatable whatever else runs on the machine; kernel time and memory stalls are not in it.',
+      'The count moves far less with the machine’s load than req/s, so it compares builds of one server (a code change); ' +
+      'it is not the throughput ratio of two servers: under valgrind each runs ~50× slower, an event-loop turn sees fewer requests, ' +
+      'V8 compiles at other moments, and kernel time and memory stalls are left out (see analysis.md).',
     '',
-    '| op | dcache | minimal node:http + ioredis | dcache speed vs minimal (minimal ÷ dcache) |',
+    '| op | dcache | minimal node:http + ioredis | minimal ÷ dcache |',
     '|---|---:|---:|---:|',
     ...rows,
     '',
