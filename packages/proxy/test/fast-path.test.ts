@@ -1,5 +1,6 @@
 import { cleanupAll, type RedisCluster, startRedisCluster } from '@dcache/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canSpliceHead, headerLines } from '../src/fast-path.js';
 import { type Res, rawRequest, startProxy, type TestProxy } from './helpers.js';
 
 // The node:http fast path must answer exactly as Fastify does. The same requests go to a proxy
@@ -181,5 +182,47 @@ describe('the node:http fast path', () => {
     expect(statuses).toEqual(['200', '200', '200', '200']);
     expect(text.match(/"value":"piped"/g)).toHaveLength(3);
     expect(text.indexOf('"ttl_ms"')).toBeLessThan(text.indexOf('"value":"piped"'));
+  });
+
+  it('sends the ring headers of the snapshot in force after a ring change', async () => {
+    // The fixed header block is remade per snapshot: a stale one would hide a ring change.
+    expect(canSpliceHead()).toBe(true);
+    const extra = await startRedisCluster(1);
+    const p = await startProxy([cluster.addresses[0] as string]);
+    try {
+      const put = await p.req('PUT', '/api/v1/cache/ring-hdr', { json: { value: 1 } });
+      expect(put.status).toBe(200);
+      const ringOf = async () => (await p.req('GET', '/api/v1/ring')).body;
+      const before = await ringOf();
+      const r1 = await rawRequest(p.url, 'GET', '/api/v1/cache/ring-hdr', {});
+      expect(r1.headers.get('x-ring-version')).toBe(String(before.version));
+      expect(r1.headers.get('x-ring-checksum')).toBe(before.checksum);
+      const add = await p.req('POST', '/api/v1/ring/nodes', {
+        json: { address: extra.addresses[0] },
+      });
+      expect(add.status).toBe(201);
+      const after = await ringOf();
+      expect(after.version).toBeGreaterThan(before.version);
+      const n0 = await metric(p, 'dcache_http_fast_path_requests_total');
+      const r2 = await rawRequest(p.url, 'GET', '/api/v1/cache/ring-hdr', {});
+      expect(await metric(p, 'dcache_http_fast_path_requests_total')).toBe(n0 + 1);
+      expect(r2.headers.get('x-ring-version')).toBe(String(after.version));
+      expect(r2.headers.get('x-ring-checksum')).toBe(after.checksum);
+      expect(r2.headers.get('x-content-type-options')).toBe('nosniff');
+    } finally {
+      await p.close();
+      await extra.stopAll();
+    }
+  });
+
+  it('validates the fixed header lines once, as writeHead would', () => {
+    expect(
+      headerLines([
+        ['x-a', '1'],
+        ['x-b', 'two words'],
+      ]),
+    ).toBe('x-a: 1\r\nx-b: two words\r\n');
+    expect(() => headerLines([['x-a', 'bad\r\nx-injected: 1']])).toThrow();
+    expect(() => headerLines([['bad name', '1']])).toThrow();
   });
 });
