@@ -54,6 +54,18 @@ export function headerLines(pairs: Iterable<readonly [string, string]>): string 
   return s;
 }
 
+/** True when both header sets have the same names and values, in the same order. */
+function sameHeaders(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (let i = 0; i < ka.length; i++) {
+    const k = ka[i] as string;
+    if (k !== kb[i] || a[k] !== b[k]) return false;
+  }
+  return true;
+}
+
 type HeadedResponse = ServerResponse & { _header?: unknown };
 
 /**
@@ -98,8 +110,9 @@ export function createFastPath(
   const readTimeout = rt.config.server.readTimeout;
   // The fixed headers of every answer (security headers, then X-Ring-*, then Content-Type when
   // there is a body) go in as one block of lines, validated once: per header, writeHead's
-  // validation and concatenation cost more than all of the proxy's own work on a GET. The ring
-  // headers are remade when the snapshot's object changes (the cluster makes one per snapshot).
+  // validation and concatenation cost more than all of the proxy's own work on a GET. The
+  // per-response headers are re-validated only when they change (the cluster hands out one
+  // object per ring snapshot; a merged provider makes a new object with the same content).
   const splice = canSpliceHead();
   const securityLines = headerLines(security);
   let extraOf: Record<string, string> | undefined;
@@ -109,9 +122,11 @@ export function createFastPath(
     if (extraHeaders) {
       const x = extraHeaders();
       if (x !== extraOf) {
+        if (extraOf === undefined || !sameHeaders(x, extraOf)) {
+          bare = securityLines + headerLines(Object.entries(x));
+          withType = `${bare}content-type: ${JSON_TYPE}\r\n`;
+        }
         extraOf = x;
-        bare = securityLines + headerLines(Object.entries(x));
-        withType = `${bare}content-type: ${JSON_TYPE}\r\n`;
       }
     }
     return json ? withType : bare;

@@ -1,6 +1,9 @@
 import { cleanupAll, type RedisCluster, startRedisCluster } from '@dcache/test-utils';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
 import { canSpliceHead, headerLines } from '../src/fast-path.js';
+import { startServer } from '../src/server.js';
 import { type Res, rawRequest, startProxy, type TestProxy } from './helpers.js';
 
 // The node:http fast path must answer exactly as Fastify does. The same requests go to a proxy
@@ -224,5 +227,34 @@ describe('the node:http fast path', () => {
     ).toBe('x-a: 1\r\nx-b: two words\r\n');
     expect(() => headerLines([['x-a', 'bad\r\nx-injected: 1']])).toThrow();
     expect(() => headerLines([['bad name', '1']])).toThrow();
+  });
+
+  it('follows per-response headers that change, whether or not their object does', async () => {
+    // startServer merges the cluster's ring headers with these into a new object per response.
+    let n = 0;
+    const config = loadConfig({
+      env: {
+        DC_SERVER_HOST: '127.0.0.1',
+        DC_SERVER_PORT: '0',
+        DC_CACHE_ADDRESSES: cluster.addresses.join(','),
+        DC_LOGGER_LEVEL: 'silent',
+      },
+    });
+    const s = await startServer(config, {
+      log: pino({ level: 'silent' }),
+      responseHeaders: () => ({ 'x-test-round': String(Math.floor(n / 2)) }),
+    });
+    try {
+      const seen: (string | null)[] = [];
+      for (; n < 4; n++) {
+        const r = await rawRequest(s.url, 'GET', '/api/v1/cache/absent-key', {});
+        expect(r.status).toBe(404);
+        expect(r.headers.get('x-ring-version')).not.toBeNull();
+        seen.push(r.headers.get('x-test-round'));
+      }
+      expect(seen).toEqual(['0', '0', '1', '1']);
+    } finally {
+      await s.close();
+    }
   });
 });
