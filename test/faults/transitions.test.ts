@@ -48,10 +48,23 @@ describe('breaker transitions are visible in /health, stats, metrics and logs, o
       state: 'closed',
       healthy: true,
     });
-    // Let a few more probe rounds pass: no duplicate transitions may appear.
-    const seen = proxy.logs.length;
-    await waitFor(() => proxy.logs.length >= seen && Date.now() > 0, { timeout: 100 });
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Let five more probe rounds of x pass (counted, not slept): no duplicate transitions may appear.
+    const pings = async () => {
+      const text = await (await fetch(`${proxy.url}/metrics`)).text();
+      const line = text
+        .split('\n')
+        .find((l) =>
+          l.startsWith(
+            `dcache_redis_command_duration_seconds_count{node="${x.address}",op="ping"}`,
+          ),
+        );
+      return Number(line?.split(' ').pop() ?? 0);
+    };
+    const pingsBefore = await pings();
+    await waitFor(async () => (await pings()) >= pingsBefore + 5, {
+      timeout: 15_000,
+      message: 'five more probe rounds of the node',
+    });
 
     const mine = proxy.logs.filter((l) => l.node === x.address && typeof l.to === 'string');
     expect(mine.map((l) => `${l.from}->${l.to}`)).toEqual([

@@ -6,6 +6,7 @@ import {
   startProcess,
   startRedis,
   startRedisCluster,
+  waitFor,
 } from '@dcache/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -215,8 +216,18 @@ describe('auth matrix: admin and /internal/v1 routes × token variants', () => {
     }
     expect((await call(proxy.url, 'GET', '/api/v1/cache/auth-sentinel')).status).toBe(404);
 
-    // Let the peer loop fail a few rounds against the dead peer, then read every log line.
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Let the peer loop fail three rounds against the dead peer (counted), then read every log line.
+    const peerFailures = async () => {
+      const text = await (await fetch(`${proxy.url}/metrics`)).text();
+      return text
+        .split('\n')
+        .filter((l) => l.startsWith('dcache_peer_sync_failures_total{'))
+        .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+    };
+    await waitFor(async () => (await peerFailures()) >= 3, {
+      timeout: 15_000,
+      message: 'three failed rounds against the dead peer',
+    });
     const out = proxy.proc.output();
     const leaks = [ADMIN_TOKEN, CLUSTER_TOKEN].filter((t) => out.includes(t));
     report('auth', {

@@ -71,17 +71,16 @@ describe('graceful shutdown under load (SIGTERM)', () => {
     sigAt = performance.now();
     proxy.proc.signal('SIGTERM');
 
-    // New connections after the listener closes: refused at once, never a hang.
-    const probes: { result: string; ms: number }[] = [];
+    // New connections after the listener closes: refused at once, never a hang. The probes go on
+    // whether or not the process has exited yet (a quick drain may exit before the first probe
+    // after the close): what is asserted is the listener's behaviour, not the exit's timing.
+    const probes: { result: string; ms: number; exited: boolean }[] = [];
     const probeUntil = performance.now() + SHUTDOWN_TIMEOUT_MS + SLACK_MS;
-    while (performance.now() < probeUntil && proxy.proc.running) {
+    let refusals = 0;
+    while (performance.now() < probeUntil && refusals < 5) {
       const p = await tryConnect(proxy.port);
-      probes.push(p);
-      if (
-        p.result === 'ECONNREFUSED' &&
-        probes.filter((x) => x.result === 'ECONNREFUSED').length >= 5
-      )
-        break;
+      probes.push({ ...p, exited: !proxy.proc.running });
+      if (p.result === 'ECONNREFUSED') refusals++;
       await new Promise((r) => setTimeout(r, 20));
     }
     const code = await Promise.race([
@@ -117,6 +116,7 @@ describe('graceful shutdown under load (SIGTERM)', () => {
       ).toFixed(1),
       sent_after_sigterm: afterKinds,
       new_connection_probes: probeKinds,
+      refused_while_running: probes.filter((p) => p.result === 'ECONNREFUSED' && !p.exited).length,
       slowest_probe_ms: Math.round(Math.max(0, ...probes.map((p) => p.ms))),
       exit_code: code,
       exit_after_ms: Math.round(exitMs),

@@ -258,7 +258,9 @@ describe('client against a real proxy over 3 redis-servers', () => {
       expect(e).toBeInstanceOf(DcacheNetworkError);
       expect(e).toMatchObject({ code: 'TIMEOUT', timeoutMs: 150 });
       expect(took).toBeGreaterThanOrEqual(140);
-      expect(took).toBeLessThan(900); // the proxy's own command timeout is 1 s
+      // The error type shows the client's deadline fired (the proxy's own, 1 s, would answer 503);
+      // the bound only catches a timer that never fires, with room for a busy machine.
+      expect(took).toBeLessThan(5_000);
     } finally {
       node.cont();
     }
