@@ -20,8 +20,29 @@ export interface MemberEntry {
   updatedAt: number;
 }
 
+/**
+ * Cluster-wide routing state of a node, apart from its admin state: `up` serves; `out` is ejected
+ * (its keys route to the next owner); `rejoining` is being purged before it serves again (its keys
+ * fail fast everywhere). A last-writer-wins register of its own, so that a health change and an
+ * admin change made at once on two proxies never overwrite each other.
+ */
+export type RoutingState = 'up' | 'out' | 'rejoining';
+
+export interface RoutingEntry {
+  id: string;
+  state: RoutingState;
+  /** Per-register version: previous + 1 on every change. */
+  version: number;
+  /** Id of the proxy that made this change (tie-breaker). */
+  writer: string;
+  /** Wall clock (ms) of the change; informational, last tie-breaker only. */
+  updatedAt: number;
+}
+
 export interface MembershipDoc {
   entries: Readonly<Record<string, MemberEntry>>;
+  /** Routing registers by node id; a node without one is `up`. */
+  routing: Readonly<Record<string, RoutingEntry>>;
 }
 
 export const MEMBER_STATES: readonly MemberState[] = Object.freeze([
@@ -35,6 +56,8 @@ export const MIN_WEIGHT = 1;
 export const MAX_WEIGHT = 1000;
 
 const STATE_RANK: Record<MemberState, number> = { active: 0, draining: 1, removed: 2 };
+export const ROUTING_STATES: readonly RoutingState[] = Object.freeze(['up', 'out', 'rejoining']);
+const ROUTING_RANK: Record<RoutingState, number> = { up: 0, rejoining: 1, out: 2 };
 
 function cmpStr(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -56,29 +79,87 @@ export function compareEntries(a: MemberEntry, b: MemberEntry): number {
   );
 }
 
-function makeDoc(entries: Map<string, MemberEntry>): MembershipDoc {
+/** Total order on routing registers of one id, as `compareEntries`. Returns > 0 when `a` wins. */
+export function compareRouting(a: RoutingEntry, b: RoutingEntry): number {
+  return (
+    a.version - b.version ||
+    cmpStr(a.writer, b.writer) ||
+    ROUTING_RANK[a.state] - ROUTING_RANK[b.state] ||
+    a.updatedAt - b.updatedAt
+  );
+}
+
+function sortedRecord<T>(m: Map<string, T>): Readonly<Record<string, T>> {
   // Prototype-less record (ids like "__proto__" are data, not magic), in id order.
-  const record: Record<string, MemberEntry> = Object.create(null);
-  for (const id of [...entries.keys()].sort(cmpStr)) record[id] = entries.get(id)!;
-  return Object.freeze({ entries: Object.freeze(record) });
+  const record: Record<string, T> = Object.create(null);
+  for (const id of [...m.keys()].sort(cmpStr)) record[id] = m.get(id)!;
+  return Object.freeze(record);
+}
+
+function makeDoc(
+  entries: Map<string, MemberEntry>,
+  routing: Map<string, RoutingEntry> = new Map(),
+): MembershipDoc {
+  return Object.freeze({ entries: sortedRecord(entries), routing: sortedRecord(routing) });
 }
 
 function entryMap(doc: MembershipDoc): Map<string, MemberEntry> {
   return new Map(Object.entries(doc.entries));
 }
 
+function routingMap(doc: MembershipDoc): Map<string, RoutingEntry> {
+  return new Map(Object.entries(doc.routing ?? {}));
+}
+
 export function emptyDoc(): MembershipDoc {
   return makeDoc(new Map());
 }
 
-/** Join of two documents: commutative, associative, idempotent. */
+/** Join of two documents: commutative, associative, idempotent (entries and routing apart). */
 export function merge(a: MembershipDoc, b: MembershipDoc): MembershipDoc {
   const out = entryMap(a);
   for (const [id, eb] of Object.entries(b.entries)) {
     const ea = out.get(id);
     if (ea === undefined || compareEntries(eb, ea) > 0) out.set(id, eb);
   }
-  return makeDoc(out);
+  const routing = routingMap(a);
+  for (const [id, rb] of Object.entries(b.routing ?? {})) {
+    const ra = routing.get(id);
+    if (ra === undefined || compareRouting(rb, ra) > 0) routing.set(id, rb);
+  }
+  return makeDoc(out, routing);
+}
+
+/** The routing state of node `id` (`up` when it has no register). */
+export function routingState(doc: MembershipDoc, id: string): RoutingState {
+  return doc.routing?.[id]?.state ?? 'up';
+}
+
+/**
+ * Set the routing state of node `id`, a change by `writer` at `now` (version = previous + 1).
+ * Returns the document unchanged when the node is already in that state.
+ */
+export function setRouting(
+  doc: MembershipDoc,
+  id: string,
+  state: RoutingState,
+  writer: string,
+  now: number,
+): MembershipDoc {
+  checkId(id, 'id');
+  checkWriter(writer);
+  if (!ROUTING_STATES.includes(state)) {
+    throw new TypeError(`routing state must be one of ${ROUTING_STATES.join(', ')}`);
+  }
+  const prev = doc.routing?.[id];
+  if ((prev?.state ?? 'up') === state && prev !== undefined) return doc;
+  if (prev === undefined && state === 'up') return doc;
+  const routing = routingMap(doc);
+  routing.set(
+    id,
+    Object.freeze({ id, state, version: (prev?.version ?? 0) + 1, writer, updatedAt: now }),
+  );
+  return makeDoc(entryMap(doc), routing);
 }
 
 export interface MemberChange {
@@ -128,7 +209,7 @@ export function upsertEntry(
   });
   const out = entryMap(doc);
   out.set(change.id, entry);
-  return makeDoc(out);
+  return makeDoc(out, routingMap(doc));
 }
 
 function sortedEntries(doc: MembershipDoc): MemberEntry[] {
@@ -147,10 +228,14 @@ export function liveEntries(doc: MembershipDoc): MemberEntry[] {
   return sortedEntries(doc).filter((e) => e.state !== 'removed');
 }
 
-/** Sum of entry versions; never decreases under merge or upsert. */
+/**
+ * Sum of entry and routing versions: the routing epoch. Never decreases under merge, upsert or
+ * setRouting; every change of who serves a key (admin or health) increases it.
+ */
 export function docVersion(doc: MembershipDoc): number {
   let v = 0;
   for (const e of Object.values(doc.entries)) v += e.version;
+  for (const r of Object.values(doc.routing ?? {})) v += r.version;
   return v;
 }
 
@@ -165,6 +250,16 @@ export function checksum(doc: MembershipDoc): string {
     e.writer,
     e.updatedAt,
   ]);
+  const routing = Object.values(doc.routing ?? {});
+  // A document without routing registers keeps the checksum it had before they existed.
+  if (routing.length > 0) {
+    canonical.push([
+      '#routing',
+      ...routing
+        .sort((a, b) => cmpStr(a.id, b.id))
+        .map((r) => [r.id, r.state, r.version, r.writer, r.updatedAt]),
+    ] as never);
+  }
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }
 
@@ -284,5 +379,54 @@ export function validateDoc(input: unknown): MembershipDoc {
       }),
     );
   }
-  return makeDoc(out);
+  return makeDoc(out, validateRouting(input['routing']));
+}
+
+function validateRouting(raw: unknown): Map<string, RoutingEntry> {
+  const out = new Map<string, RoutingEntry>();
+  if (raw === undefined) return out;
+  if (!isPlainObject(raw)) {
+    throw new TypeError('membership document: "routing" must be an object keyed by node id');
+  }
+  const keys = Object.keys(raw);
+  if (keys.length > MAX_ENTRIES) {
+    throw new TypeError(
+      `membership document has ${keys.length} routing registers; at most ${MAX_ENTRIES} allowed`,
+    );
+  }
+  for (const key of keys) {
+    const where = `routing[${JSON.stringify(key.slice(0, 64))}]`;
+    const r = raw[key];
+    if (!isPlainObject(r)) throw new TypeError(`${where} must be an object`);
+    checkId(r['id'], `${where}.id`);
+    if (r['id'] !== key) throw new TypeError(`${where}.id does not match its key`);
+    const state = r['state'];
+    if (typeof state !== 'string' || !ROUTING_STATES.includes(state as RoutingState)) {
+      throw new TypeError(`${where}.state must be one of ${ROUTING_STATES.join(', ')}`);
+    }
+    const version = r['version'];
+    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+      throw new TypeError(`${where}.version must be a positive integer`);
+    }
+    try {
+      checkWriter(r['writer']);
+    } catch (err) {
+      throw new TypeError(`${where}.${(err as Error).message}`);
+    }
+    const updatedAt = r['updatedAt'];
+    if (typeof updatedAt !== 'number' || !Number.isFinite(updatedAt) || updatedAt < 0) {
+      throw new TypeError(`${where}.updatedAt must be a finite number >= 0`);
+    }
+    out.set(
+      key,
+      Object.freeze({
+        id: key,
+        state: state as RoutingState,
+        version,
+        writer: r['writer'] as string,
+        updatedAt,
+      }),
+    );
+  }
+  return out;
 }

@@ -12,6 +12,9 @@ import {
   merge,
   nodeIdFor,
   parseAddress,
+  type RoutingEntry,
+  routingState,
+  setRouting,
   upsertEntry,
   validateDoc,
 } from '../src/index.js';
@@ -28,9 +31,27 @@ const entryArb: fc.Arbitrary<MemberEntry> = fc
   })
   .map((e) => e as MemberEntry);
 
+const routingArb: fc.Arbitrary<RoutingEntry> = fc
+  .record({
+    id: fc.constantFrom('a:1', 'b:1', 'c:1', '__proto__'),
+    state: fc.constantFrom('up', 'out', 'rejoining'),
+    version: fc.integer({ min: 1, max: 4 }),
+    writer: fc.constantFrom('p1', 'p2', ''),
+    updatedAt: fc.integer({ min: 0, max: 3 }),
+  })
+  .map((r) => r as RoutingEntry);
+
 const docArb: fc.Arbitrary<MembershipDoc> = fc
-  .uniqueArray(entryArb, { selector: (e) => e.id, maxLength: 5 })
-  .map((list) => validateDoc({ entries: Object.fromEntries(list.map((e) => [e.id, e])) }));
+  .tuple(
+    fc.uniqueArray(entryArb, { selector: (e) => e.id, maxLength: 5 }),
+    fc.uniqueArray(routingArb, { selector: (r) => r.id, maxLength: 3 }),
+  )
+  .map(([list, routing]) =>
+    validateDoc({
+      entries: Object.fromEntries(list.map((e) => [e.id, e])),
+      routing: Object.fromEntries(routing.map((r) => [r.id, r])),
+    }),
+  );
 
 const same = (x: MembershipDoc, y: MembershipDoc) => {
   expect(checksum(x)).toBe(checksum(y));
@@ -83,6 +104,39 @@ describe('merge is a join (properties)', () => {
       ),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('routing registers', () => {
+  const base = upsertEntry(emptyDoc(), { id: 'a:1', address: 'a:1' }, 'p1', 1);
+  it('a node without a register is up; setRouting bumps the version and the epoch', () => {
+    expect(routingState(base, 'a:1')).toBe('up');
+    const out = setRouting(base, 'a:1', 'out', 'p2', 5);
+    expect(routingState(out, 'a:1')).toBe('out');
+    expect(docVersion(out)).toBe(docVersion(base) + 1);
+    expect(checksum(out)).not.toBe(checksum(base));
+    expect(setRouting(out, 'a:1', 'out', 'p1', 6)).toBe(out);
+    expect(setRouting(base, 'a:1', 'up', 'p1', 6)).toBe(base);
+    const back = setRouting(out, 'a:1', 'up', 'p1', 7);
+    expect(back.routing['a:1']?.version).toBe(2);
+  });
+  it('an admin change and a health change made at once both survive the merge', () => {
+    const drained = upsertEntry(base, { id: 'a:1', state: 'draining' }, 'p1', 2);
+    const ejected = setRouting(base, 'a:1', 'out', 'p2', 2);
+    const m = merge(drained, ejected);
+    expect(m.entries['a:1']?.state).toBe('draining');
+    expect(routingState(m, 'a:1')).toBe('out');
+    same(m, merge(ejected, drained));
+  });
+  it('validateDoc refuses bad registers and keeps the checksum of documents without any', () => {
+    expect(() => validateDoc({ entries: {}, routing: { x: { id: 'y' } } })).toThrow(/routing/);
+    expect(() =>
+      validateDoc({
+        entries: {},
+        routing: { x: { id: 'x', state: 'gone', version: 1, writer: '', updatedAt: 0 } },
+      }),
+    ).toThrow(/state/);
+    expect(checksum(validateDoc({ entries: base.entries }))).toBe(checksum(base));
   });
 });
 
