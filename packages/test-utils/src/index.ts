@@ -3,6 +3,14 @@ export { dockerAvailable, type RedisContainerHandle, startRedisContainer } from 
 export { freePort } from './ports.js';
 export { type ProcessOptions, startProcess, type TestProcess } from './process.js';
 export {
+  CLUSTER_TEST_ENV,
+  type ClusterProxy,
+  PROXY_MAIN,
+  type ProxyCluster,
+  type ProxyClusterOptions,
+  startProxyCluster,
+} from './proxy-cluster.js';
+export {
   type RedisCluster,
   type RedisServer,
   type RedisServerOptions,
