@@ -35,6 +35,17 @@ export interface CacheServiceDeps {
   log: Logger;
 }
 
+/**
+ * What a delete leaves on a key's owners while a copy could still bring the old value back (read
+ * repair with R > 1, warm-up copies during the window): a copy is `SET … NX`, which a tombstone
+ * blocks, where a plain DEL would let it land. Never a stored value: values are JSON text.
+ */
+export const TOMBSTONE = '\u0000dcache:deleted';
+
+/** A stored value, or null for an absent or deleted key. */
+const live = (v: string | null | undefined): string | null =>
+  v === null || v === undefined || v === TOMBSTONE ? null : v;
+
 type WriteOp =
   | { key: string; del: true }
   | { key: string; del: false; value: string; ttlMs: number };
@@ -67,7 +78,7 @@ export class CacheService {
       if (p === undefined) return Promise.reject(new DcacheError('NO_NODES'));
       return this.exec
         .run(p, 'get', (c) => c.get(key))
-        .then((v) => (v !== null ? v : this.warmupRead(key, p)));
+        .then((v) => (v === TOMBSTONE ? null : v !== null ? v : this.warmupRead(key, p)));
     }
     return this.getReplicated(key);
   }
@@ -88,6 +99,8 @@ export class CacheService {
         continue;
       }
       answered = true;
+      // Deleted (a tombstone on an owner): the replicas after it hold nothing newer.
+      if (v === TOMBSTONE) return null;
       if (v !== null) {
         if (i > 0) {
           this.m.fallbackReads.inc();
@@ -105,6 +118,7 @@ export class CacheService {
   /** True when `key` exists (follows the same fallbacks as `get`). */
   async exists(key: string): Promise<boolean> {
     if (this.router.replicas === 1 && !this.router.previous()) {
+      // No tombstone outlives the warm-up window with one owner, so EXISTS is exact here.
       const p = this.router.primary(key);
       if (p === undefined) throw new DcacheError('NO_NODES');
       return (await this.exec.run(p, 'exists', (c) => c.exists(key))) === 1;
@@ -134,8 +148,16 @@ export class CacheService {
     this.journalize(key, owners);
     const prev = this.router.previousOwner(key, owners[0]);
     const targets = prev && !owners.includes(prev) ? [...owners, prev] : owners;
+    const tomb = this.tombstoneMs();
     const results = await Promise.allSettled(
-      targets.map((n) => this.exec.run(n, 'del', (c) => c.del(key))),
+      targets.map((n, i) =>
+        // The owners keep a tombstone while copies may race; the previous owner just loses it.
+        tomb > 0 && i < owners.length
+          ? this.exec
+              .run(n, 'del', (c) => c.set(key, TOMBSTONE, 'PX', tomb, 'GET'))
+              .then((old) => (live(old) === null ? 0 : 1))
+          : this.exec.run(n, 'del', (c) => c.del(key)),
+      ),
     );
     const first = results[0] as PromiseSettledResult<number>;
     if (first.status === 'rejected') throw first.reason;
@@ -144,6 +166,16 @@ export class CacheService {
         this.replicaFailed(targets[i] as string, key, res.reason);
     });
     return results.some((res) => res.status === 'fulfilled' && res.value > 0);
+  }
+
+  /**
+   * How long a delete leaves a tombstone on the key's owners (0: a plain DEL). With R > 1 read
+   * repair may copy a value read just before the delete; during a warm-up window a warm-up copy
+   * may. A tombstone outlives the slowest such copy (two calls, each bounded by the deadline).
+   */
+  private tombstoneMs(): number {
+    if (this.router.replicas > 1) return Math.max(10_000, this.router.warmupRemaining());
+    return this.router.warmupRemaining();
   }
 
   /** MGET per node, all nodes in parallel; fallbacks (replicas, previous owner) in further rounds. */
@@ -189,6 +221,11 @@ export class CacheService {
             const hitsHere: [string, string][] = [];
             ks.forEach((k, i) => {
               const v = vals[i];
+              if (v === TOMBSTONE) {
+                // Deleted: a definite miss, not a reason to ask the next candidate.
+                missed.add(k);
+                return;
+              }
               if (v !== null && v !== undefined) {
                 found.set(k, v);
                 delete failed[k];
@@ -257,8 +294,8 @@ export class CacheService {
           .then(
             (vals) => {
               for (let i = 0; i < ks.length; i++) {
-                const v = vals[i];
-                if (v !== null && v !== undefined) found.set(ks[i] as string, v);
+                const v = live(vals[i]);
+                if (v !== null) found.set(ks[i] as string, v);
               }
             },
             (e: unknown) => {
@@ -300,17 +337,22 @@ export class CacheService {
     op: 'batch_set' | 'batch_del',
   ): Promise<BatchWriteResult> {
     // Per node: the ops to send, and for each the index into `ops` and whether it is the primary's.
-    const plan = new Map<string, { ops: WriteOp[]; idx: number[]; primary: boolean[] }>();
-    const add = (node: string, i: number, o: WriteOp, primary: boolean) => {
+    const plan = new Map<
+      string,
+      { ops: WriteOp[]; idx: number[]; primary: boolean[]; owner: boolean[] }
+    >();
+    const add = (node: string, i: number, o: WriteOp, primary: boolean, owner = true) => {
       let p = plan.get(node);
       if (!p) {
-        p = { ops: [], idx: [], primary: [] };
+        p = { ops: [], idx: [], primary: [], owner: [] };
         plan.set(node, p);
       }
       p.ops.push(o);
       p.idx.push(i);
       p.primary.push(primary);
+      p.owner.push(owner);
     };
+    const tomb = this.tombstoneMs();
     const failed: FailedMap = Object.create(null);
     const ok = new Uint8Array(ops.length);
     ops.forEach((o, i) => {
@@ -324,7 +366,7 @@ export class CacheService {
         add(n, i, o, j === 0);
       });
       const prev = this.router.previousOwner(o.key, owners[0]);
-      if (prev && !owners.includes(prev)) add(prev, i, { key: o.key, del: true }, false);
+      if (prev && !owners.includes(prev)) add(prev, i, { key: o.key, del: true }, false, false);
     });
     if (plan.size > 0) this.m.batchFanout.observe({ op }, plan.size);
     await Promise.all(
@@ -332,8 +374,10 @@ export class CacheService {
         try {
           const res = await this.exec.run(node, 'pipeline', (c) => {
             const pl = c.pipeline();
-            for (const o of p.ops) {
-              if (o.del) pl.del(o.key);
+            for (let j = 0; j < p.ops.length; j++) {
+              const o = p.ops[j] as WriteOp;
+              if (o.del && tomb > 0 && p.owner[j]) pl.set(o.key, TOMBSTONE, 'PX', tomb, 'GET');
+              else if (o.del) pl.del(o.key);
               else if (o.ttlMs > 0) pl.set(o.key, o.value, 'PX', o.ttlMs);
               else pl.set(o.key, o.value);
             }
@@ -346,8 +390,11 @@ export class CacheService {
               if (p.primary[j]) failed[key] = classifyRedisError(err);
               else this.replicaFailed(node, key, err);
             } else if (p.primary[j] || (ops[i] as WriteOp).del) {
-              // A delete counts when any copy existed; a set when its primary acknowledged.
-              if ((ops[i] as WriteOp).del ? (val as number) > 0 : true) ok[i] = 1;
+              // A delete counts when any copy existed (DEL's count, or the value a tombstone
+              // replaced); a set when its primary acknowledged.
+              const existed =
+                typeof val === 'number' ? val > 0 : live(val as string | null) !== null;
+              if ((ops[i] as WriteOp).del ? existed : true) ok[i] = 1;
             }
           });
         } catch (e) {
@@ -368,12 +415,12 @@ export class CacheService {
     return { count, failed, nodes: plan.size };
   }
 
-  /** Record `key` for every home owner that is ejected now (it must not serve the old value later). */
+  /** Record `key` for every home owner that is away now (it must not serve the old value later). */
   private journalize(key: string, owners: readonly string[]): void {
-    const ejected = this.router.excluded;
-    if (ejected.size === 0) return;
+    const away = this.router.away;
+    if (away.size === 0) return;
     for (const home of this.router.homeOwners(key)) {
-      if (ejected.has(home) && !owners.includes(home)) this.journal.record(home, key);
+      if (away.has(home) && !owners.includes(home)) this.journal.record(home, key);
     }
   }
 
@@ -391,7 +438,7 @@ export class CacheService {
     if (prev === undefined) return null;
     let v: string | null;
     try {
-      v = await this.exec.run(prev, 'get', (c) => c.get(key));
+      v = live(await this.exec.run(prev, 'get', (c) => c.get(key)));
     } catch {
       this.m.warmupReads.inc({ result: 'miss' });
       return null;

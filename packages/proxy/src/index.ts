@@ -27,20 +27,18 @@ export {
   type ChangeSource,
   MembershipHolder,
   type RingSnapshot,
+  type RoutingChange,
   seedDoc,
   snapshotOf,
 } from './membership/membership-holder.js';
 export {
   type AddNodeInput,
-  attachMembership,
   MembershipManager,
-  membershipOf,
   type ReceiveResult,
   type UpdateNodeInput,
 } from './membership/membership-manager.js';
 export {
   type MembershipState,
-  persisterOf,
   readStateFile,
   StateFileError,
   StatePersister,
@@ -48,9 +46,9 @@ export {
 } from './membership/state-file.js';
 export { createMetrics, type Metrics } from './metrics.js';
 export { PeerClient, PeerError } from './peers/peer-client.js';
-export { PeerSync, type PeerView, peerSyncOf } from './peers/peer-sync.js';
+export { PeerSync, type PeerView } from './peers/peer-sync.js';
 export { type Exchange, MAX_PEER_PAYLOAD, PATHS as PEER_PATHS } from './peers/protocol.js';
-export { Router } from './router.js';
+export { FENCED, Router } from './router.js';
 export { healthSummary } from './routes/health.js';
 export { fullRingView, ringView } from './routes/ring.js';
 export { createRuntime, type Runtime } from './runtime.js';

@@ -60,7 +60,7 @@ export const RING_NODE_STATES = ['active', 'ejected', 'draining', 'removed'] as 
 export type RingNodeState = (typeof RING_NODE_STATES)[number];
 
 /** Where a membership change came from (`source` label of dcache_membership_changes_total). */
-export const MEMBERSHIP_SOURCES = ['admin', 'peer', 'file'] as const;
+export const MEMBERSHIP_SOURCES = ['admin', 'peer', 'file', 'health'] as const;
 /** One of {@link MEMBERSHIP_SOURCES}. */
 export type MembershipSource = (typeof MEMBERSHIP_SOURCES)[number];
 
@@ -387,6 +387,23 @@ export function createMetrics(opts: MetricsOptions = {}) {
     labelNames: ['node'],
     registers,
   });
+  const routingConfirm = new Histogram({
+    name: 'dcache_routing_confirm_seconds',
+    help: 'Time from applying a routing change to every reachable peer holding it (keys it moves are fenced meanwhile).',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
+  const routingFenced = new Gauge({
+    name: 'dcache_routing_fenced',
+    help: 'Whether some keys are fenced now (1): a routing change awaits peers, a node rejoins, or the lease on the cluster view lapsed.',
+    registers,
+  });
+  const interimCleanups = new Counter<'result'>({
+    name: 'dcache_interim_cleanups_total',
+    help: 'Copies on interim owners deleted after their node rejoined, by result (deleted, swept, failed).',
+    labelNames: ['result'],
+    registers,
+  });
 
   const peerLastSuccess = new Gauge<'peer'>({
     name: 'dcache_peer_sync_last_success_timestamp_seconds',
@@ -518,6 +535,12 @@ export function createMetrics(opts: MetricsOptions = {}) {
     stalePurges,
     /** dcache_stale_journal_flushes_total {node}. */
     staleFlushes,
+    /** dcache_routing_confirm_seconds. */
+    routingConfirm,
+    /** dcache_routing_fenced. */
+    routingFenced,
+    /** dcache_interim_cleanups_total {result}. */
+    interimCleanups,
     /** dcache_peer_sync_last_success_timestamp_seconds {peer}. */
     peerLastSuccess,
     /** dcache_peer_sync_total {peer, kind, result}. */

@@ -1,6 +1,12 @@
 import type { Ring } from '@dcache/ring';
-import type { HealthTracker } from './health/health-tracker.js';
-import type { MembershipHolder } from './membership/membership-holder.js';
+import type { MembershipHolder, RingSnapshot } from './membership/membership-holder.js';
+
+/**
+ * The owner a key gets while its routing is being changed: no node has that id, so the executor
+ * answers NODE_UNAVAILABLE at once. Keys are fenced while a node rejoins, while a change is not
+ * yet confirmed by every reachable peer, and while this proxy's lease on the cluster view lapsed.
+ */
+export const FENCED = '\u0000fenced';
 
 /** The routing in effect: a ring and the nodes ejected from it. */
 export interface RoutingView {
@@ -8,26 +14,35 @@ export interface RoutingView {
   readonly excluded: ReadonlySet<string>;
 }
 
+/** Why keys are fenced now, for logs and errors. */
+export type FenceReason = 'unconfirmed' | 'lease' | undefined;
+
 /**
- * Key → node on the current snapshot, skipping ejected nodes. Keeps the previous view for the
- * warm-up window after any change of the effective routing (membership or ejection).
+ * Key → node on the current snapshot, skipping nodes taken out of routing cluster-wide.
+ *
+ * Invariant (docs/membership.md): a key is served only by the owner every reachable peer would
+ * pick. After a change, the views it replaced stay `pending` until every reachable peer has
+ * confirmed the new one; meanwhile a key whose owner differs between the current view and any
+ * pending one is FENCED. Keys whose owners did not change are never held up, and with no change
+ * under way the check costs one branch.
+ *
+ * Keeps the previous view for the warm-up window after any change of the effective routing.
  */
 export class Router {
   private readonly holder: MembershipHolder;
-  private readonly health: HealthTracker;
   readonly replicas: number;
   private readonly warmupWindow: number;
   private prev: RoutingView | undefined;
   private prevUntil = 0;
+  /** Views replaced by changes that some reachable peer has not confirmed yet. */
+  private pending: RingSnapshot[] = [];
+  /** performance.now() until which this proxy's view is known fresh (Infinity: no peers). */
+  private leaseUntil = Number.POSITIVE_INFINITY;
+  /** Some key may be fenced: pending views, a lease, or a rejoining node. */
+  private guarded = false;
 
-  constructor(
-    holder: MembershipHolder,
-    health: HealthTracker,
-    replicas: number,
-    warmupWindow: number,
-  ) {
+  constructor(holder: MembershipHolder, replicas: number, warmupWindow: number) {
     this.holder = holder;
-    this.health = health;
     this.replicas = replicas;
     this.warmupWindow = warmupWindow;
   }
@@ -37,21 +52,71 @@ export class Router {
     return this.holder.current.ring;
   }
 
-  /** The nodes ejected now. */
+  /** The nodes taken out of routing now. */
   get excluded(): ReadonlySet<string> {
-    return this.health.ejected;
+    return this.holder.current.excluded;
+  }
+
+  /** Live nodes that do not serve their keys now (excluded or draining). */
+  get away(): ReadonlySet<string> {
+    return this.holder.current.away;
   }
 
   /** The view in effect now. */
   view(): RoutingView {
-    return { ring: this.holder.current.ring, excluded: this.health.ejected };
+    const s = this.holder.current;
+    return { ring: s.ring, excluded: s.excluded };
   }
 
   /** Remember `before` as the previous view for the warm-up window (call on every effective change). */
   changed(before: RoutingView): void {
+    this.refreshGuard();
     if (this.warmupWindow <= 0) return;
     this.prev = before;
     this.prevUntil = Date.now() + this.warmupWindow;
+  }
+
+  /** Hold `before` as pending until `confirm()`: keys it routes differently are fenced meanwhile. */
+  hold(before: RingSnapshot): void {
+    this.pending.push(before);
+    this.refreshGuard();
+  }
+
+  /** Every reachable peer holds the current view: drop the pending views. */
+  confirm(): void {
+    if (this.pending.length === 0) return;
+    this.pending = [];
+    this.refreshGuard();
+  }
+
+  /** Number of views awaiting confirmation by peers. */
+  get unconfirmed(): number {
+    return this.pending.length;
+  }
+
+  /** This proxy's view is fresh until `until` (performance.now() time; Infinity without peers). */
+  setLease(until: number): void {
+    this.leaseUntil = until;
+    this.refreshGuard();
+  }
+
+  /** Why keys are fenced now (undefined when nothing beyond rejoining nodes is). */
+  fenceReason(): FenceReason {
+    if (performance.now() > this.leaseUntil) return 'lease';
+    return this.pending.length > 0 ? 'unconfirmed' : undefined;
+  }
+
+  /** Call when the snapshot changed (rejoining nodes). */
+  refreshGuard(): void {
+    this.guarded =
+      this.pending.length > 0 ||
+      this.leaseUntil !== Number.POSITIVE_INFINITY ||
+      this.holder.current.rejoining.size > 0;
+  }
+
+  /** Milliseconds left of the warm-up window (0 outside one). */
+  warmupRemaining(): number {
+    return this.previous() ? Math.max(1, this.prevUntil - Date.now()) : 0;
   }
 
   /** The previous view while the warm-up window lasts. */
@@ -61,28 +126,33 @@ export class Router {
     return undefined;
   }
 
-  /** First healthy owner of `key`, or undefined when every node is ejected or the ring is empty. */
+  /** First healthy owner of `key` (FENCED while its routing changes), undefined with no node. */
   primary(key: string): string | undefined {
-    const ring = this.holder.current.ring;
+    const s = this.holder.current;
+    const ring = s.ring;
     if (ring.size === 0) return undefined;
-    const ex = this.health.ejected;
-    return ex.size === 0 ? ring.owner(key) : ring.ownerExcluding(key, ex);
+    const o = s.excluded.size === 0 ? ring.owner(key) : ring.ownerExcluding(key, s.excluded);
+    if (!this.guarded || o === undefined) return o;
+    return this.fenced(key, s, (v) => primaryIn(v, key)) ? FENCED : o;
   }
 
   /** The first R healthy owners of `key` (writes go to all, reads try them in order). */
   owners(key: string): string[] {
-    const ring = this.holder.current.ring;
-    if (ring.size === 0) return [];
     if (this.replicas === 1) {
       const p = this.primary(key);
       return p === undefined ? [] : [p];
     }
-    return ring.owners(key, this.replicas, this.health.ejected);
+    const s = this.holder.current;
+    if (s.ring.size === 0) return [];
+    const o = s.ring.owners(key, this.replicas, s.excluded);
+    if (!this.guarded || o.length === 0) return o;
+    const same = (v: RingSnapshot) => v.ring.owners(key, this.replicas, v.excluded).join('\n');
+    return this.fenced(key, s, same) ? [FENCED] : o;
   }
 
-  /** Owners in full ring order ignoring health: whom the key belongs to when everyone is up. */
+  /** Owners over every live node ignoring health: whom the key belongs to when all serve. */
   homeOwners(key: string): string[] {
-    const ring = this.holder.current.ring;
+    const ring = this.holder.current.homeRing;
     if (ring.size === 0) return [];
     return this.replicas === 1 ? [ring.owner(key)] : ring.owners(key, this.replicas);
   }
@@ -90,10 +160,32 @@ export class Router {
   /** The previous view's primary for `key` when it differs from `current` (warm-up source). */
   previousOwner(key: string, current: string | undefined): string | undefined {
     const p = this.previous();
-    if (!p || p.ring.size === 0) return undefined;
+    if (!p || p.ring.size === 0 || current === FENCED) return undefined;
     const o = p.excluded.size === 0 ? p.ring.owner(key) : p.ring.ownerExcluding(key, p.excluded);
-    if (o === undefined || o === current || this.health.ejected.has(o)) return undefined;
-    if (!this.holder.current.members.has(o)) return undefined;
+    const s = this.holder.current;
+    if (o === undefined || o === current || s.excluded.has(o)) return undefined;
+    if (!s.members.has(o)) return undefined;
     return o;
   }
+
+  /**
+   * True when `key` must not be served now: the lease lapsed, one of its home owners is being
+   * purged before it rejoins, or a pending view routes it elsewhere (`pick` gives its owner(s)).
+   */
+  private fenced(key: string, s: RingSnapshot, pick: (v: RingSnapshot) => unknown): boolean {
+    if (performance.now() > this.leaseUntil) return true;
+    if (s.rejoining.size > 0) {
+      const home = this.replicas === 1 ? [s.ring.owner(key)] : s.ring.owners(key, this.replicas);
+      if (home.some((h) => s.rejoining.has(h))) return true;
+    }
+    if (this.pending.length === 0) return false;
+    const now = pick(s);
+    for (const v of this.pending) if (pick(v) !== now) return true;
+    return false;
+  }
+}
+
+function primaryIn(v: RingSnapshot, key: string): string | undefined {
+  if (v.ring.size === 0) return undefined;
+  return v.excluded.size === 0 ? v.ring.owner(key) : v.ring.ownerExcluding(key, v.excluded);
 }

@@ -5,19 +5,30 @@ import { type Config, ConfigError, envName } from './config.js';
 import { HealthTracker } from './health/health-tracker.js';
 import { Prober } from './health/prober.js';
 import { StaleJournal } from './health/stale-journal.js';
-import { MembershipHolder, type RingSnapshot, seedDoc } from './membership/membership-holder.js';
+import {
+  MembershipHolder,
+  type RingSnapshot,
+  type RoutingChange,
+  seedDoc,
+} from './membership/membership-holder.js';
+import { MembershipManager } from './membership/membership-manager.js';
+import { RoutingController } from './membership/routing-controller.js';
+import type { StatePersister } from './membership/state-file.js';
 import { BREAKER_STATES, createMetrics, type Metrics } from './metrics.js';
+import type { PeerSync } from './peers/peer-sync.js';
 import { Router } from './router.js';
 import { Executor } from './upstream/executor.js';
 import { isAuthError } from './upstream/node-client.js';
 import { NodePool } from './upstream/node-pool.js';
 
-/** Everything a proxy runs on; `buildApp` serves it over HTTP. */
+/** Everything a proxy runs on; `buildApp` serves it over HTTP. One object owns every part. */
 export interface Runtime {
   config: Config;
   log: Logger;
   metrics: Metrics;
   holder: MembershipHolder;
+  /** Every membership and routing change goes through it (admin, peers, health). */
+  membership: MembershipManager;
   pool: NodePool;
   health: HealthTracker;
   prober: Prober;
@@ -25,8 +36,15 @@ export interface Runtime {
   exec: Executor;
   journal: StaleJournal;
   cache: CacheService;
+  routing: RoutingController;
+  /** Peer sync, set by the cluster set-up when a cluster token is configured. */
+  peers: PeerSync | undefined;
+  /** The state file writer, set by the cluster set-up when a state file is configured. */
+  persister: StatePersister | undefined;
   /** Set when shutdown begins: readiness fails and responses close their connections. */
   state: { shuttingDown: boolean; startedAt: number };
+  /** Peer sync is attached: its confirmations and lease now gate routing changes. */
+  attachPeers(peers: PeerSync): void;
   /** Start probing; resolves when each node connected or `connectTimeout` passed. */
   start(): Promise<void>;
   /** Stop probing and close every Redis connection. */
@@ -37,10 +55,19 @@ export interface Runtime {
 export interface RuntimeOptions {
   /** The membership to start from (state file or peers); default: seeded from cache.addresses. */
   doc?: MembershipDoc;
+  /** The document is only the DC_CACHE_ADDRESSES seed (no cluster history). */
+  seeded?: boolean;
   metrics?: Metrics;
 }
 
-/** Wire the pool, health, router and cache service so that they follow membership and health events. */
+/** Views differ in who serves some key (ring, ejections or rejoining nodes). */
+function routingDiffers(a: RingSnapshot, b: RingSnapshot): boolean {
+  const same = (x: ReadonlySet<string>, y: ReadonlySet<string>) =>
+    x.size === y.size && [...x].every((v) => y.has(v));
+  return a.ring !== b.ring || !same(a.excluded, b.excluded) || !same(a.rejoining, b.rejoining);
+}
+
+/** Build the parts and wire them: every change event is handled in one declared order. */
 export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Runtime {
   const metrics = opts.metrics ?? createMetrics();
   const ringOpts: RingOptions = {
@@ -48,6 +75,12 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     ...(config.cache.hashTag ? { hashTag: config.cache.hashTag } : {}),
   };
   const holder = new MembershipHolder(opts.doc ?? seedDoc(config.cache.addresses), ringOpts);
+  const membership = new MembershipManager(holder, {
+    writer: config.cluster.nodeId,
+    log,
+    metrics,
+    seeded: opts.seeded ?? opts.doc === undefined,
+  });
   const pool = new NodePool({
     password: config.cache.password,
     database: config.cache.database,
@@ -61,12 +94,7 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     successThreshold: config.health.successThreshold,
   });
   const journal = new StaleJournal(config.health.journalSize);
-  const router = new Router(
-    holder,
-    health,
-    config.replication.factor,
-    config.replication.warmupWindow,
-  );
+  const router = new Router(holder, config.replication.factor, config.replication.warmupWindow);
   const exec = new Executor(pool, health, metrics, config.cache.commandTimeout);
   const cache = new CacheService({ router, exec, journal, metrics, log });
   const prober = new Prober(pool, health, {
@@ -77,6 +105,25 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
       if (!err) metrics.redisDuration.observe({ node, op: 'ping' }, secs);
     },
   });
+  let peers: PeerSync | undefined;
+  const routing = new RoutingController({
+    holder,
+    membership,
+    health,
+    journal,
+    router,
+    exec,
+    ready: async (node) => {
+      await pool.get(node)?.waitReady(config.cache.connectTimeout);
+    },
+    metrics,
+    log,
+    peers: () => peers,
+    replicas: config.replication.factor,
+    warmupWindow: config.replication.warmupWindow,
+    takeoverAfter: Math.max(10_000, 5 * config.health.retryInterval),
+    confirmTimeout: 2 * config.cluster.syncInterval + 5_000,
+  });
 
   const publishRing = (snap: RingSnapshot) => {
     metrics.ringVersion.set(snap.version);
@@ -86,7 +133,7 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     for (const [node, share] of snap.ring.share()) metrics.keyShare.set({ node }, share);
     const states = { active: 0, draining: 0, ejected: 0, removed: 0 };
     for (const e of Object.values(snap.doc.entries)) states[e.state]++;
-    for (const id of health.ejected) if (snap.members.get(id)?.state === 'active') states.ejected++;
+    states.ejected += snap.excluded.size;
     for (const [state, n] of Object.entries(states)) metrics.ringNodes.set({ state }, n);
   };
   const publishNode = (node: string) => {
@@ -109,66 +156,83 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     publishRing(snap);
   };
   followMembership(holder.current);
+  routing.init(holder.current);
 
-  holder.on('change', (next, prev, source) => {
-    router.changed({ ring: prev.ring, excluded: health.ejected });
-    followMembership(next);
-    metrics.membershipChanges.inc({ source: source === 'seed' ? 'file' : source });
-    log.info(
-      { version: next.version, checksum: next.checksum, nodes: next.ring.size, source },
-      'ring changed',
-    );
-  });
-
-  health.on('transition', (t) => {
-    const before = new Set(health.ejected);
-    if (t.to === 'closed') before.add(t.node);
-    else before.delete(t.node);
-    if ((t.from === 'closed') !== (t.to === 'closed'))
-      router.changed({ ring: holder.current.ring, excluded: before });
-    if (t.to === 'open' && t.from === 'closed')
-      metrics.ejections.inc({ node: t.node, reason: /probe/.test(t.reason) ? 'probe' : 'request' });
-    if (t.to === 'closed') metrics.readds.inc({ node: t.node });
-    publishNode(t.node);
-    publishRing(holder.current);
-    const level = t.to === 'closed' ? 'info' : 'warn';
-    log[level](
-      { node: t.node, from: t.from, to: t.to, reason: t.reason },
-      `node ${t.to === 'open' ? 'ejected' : t.to === 'closed' ? 're-added' : 'half-open'}`,
-    );
-  });
-
-  // No stale read after re-add: purge what changed while the node was out, before it serves.
-  health.beforeReadd = async (node) => {
-    const taken = journal.take(node);
-    try {
-      if (taken.flush) {
-        await exec.run(node, 'flushdb', (c) => c.flushdb());
-        metrics.staleFlushes.inc({ node });
-        log.warn({ node }, 'stale-key journal overflowed: flushed the node before re-adding it');
-      } else if (taken.keys.length > 0) {
-        for (let i = 0; i < taken.keys.length; i += 1_000) {
-          const chunk = taken.keys.slice(i, i + 1_000);
-          await exec.run(node, 'del', (c) => c.unlink(...chunk));
-        }
-        metrics.stalePurges.inc({ node }, taken.keys.length);
-        log.info(
-          { node, keys: taken.keys.length },
-          'purged keys changed while the node was ejected',
-        );
-      }
-    } catch (e) {
-      journal.restore(node, taken);
-      throw e;
+  // The fence: views replaced by a change stay pending until every reachable peer holds the new
+  // one; the lease: without a recent exchange outcome with every peer, this view may be stale.
+  let unconfirmedSince: number | undefined;
+  let confirmTimer: NodeJS.Timeout | undefined;
+  const checkFence = () => {
+    if (peers) router.setLease(peers.leaseUntil());
+    if (router.unconfirmed > 0 && (!peers || peers.confirmed(holder.current.checksum))) {
+      router.confirm();
+      if (unconfirmedSince !== undefined)
+        metrics.routingConfirm.observe((performance.now() - unconfirmedSince) / 1_000);
+      unconfirmedSince = undefined;
+    }
+    metrics.routingFenced.set(router.fenceReason() || holder.current.rejoining.size > 0 ? 1 : 0);
+    // A peer past its lease stops counting without any event: look again shortly.
+    clearTimeout(confirmTimer);
+    if (router.unconfirmed > 0) {
+      confirmTimer = setTimeout(checkFence, 50);
+      confirmTimer.unref();
     }
   };
 
+  // Every change of the routing view, in this order: (1) the router holds the replaced view
+  // (warm-up source; fenced until peers confirm), (2) peers get the change at once, (3) pool,
+  // breakers, journals and metrics follow, rejoins this proxy started begin, (4) the state file.
+  holder.on('change', (c: RoutingChange) => {
+    const { next, prev, source } = c;
+    if (routingDiffers(prev, next)) {
+      router.changed({ ring: prev.ring, excluded: prev.excluded });
+      if (peers) {
+        router.hold(prev);
+        unconfirmedSince ??= performance.now();
+      }
+    } else router.refreshGuard();
+    peers?.changed(c.origin);
+    followMembership(next);
+    routing.follow(c);
+    void rt.persister?.save();
+    metrics.membershipChanges.inc({
+      source: source === 'seed' ? 'file' : source,
+    });
+    log.info(
+      {
+        epoch: next.version,
+        checksum: next.checksum,
+        nodes: next.ring.size,
+        out: [...next.excluded],
+        source,
+        ...(c.origin ? { from: c.origin } : {}),
+      },
+      'ring changed',
+    );
+    checkFence();
+  });
+
+  health.on('transition', (t) => {
+    if (t.to === 'open' && t.from === 'closed' && !t.cluster)
+      metrics.ejections.inc({ node: t.node, reason: /probe/.test(t.reason) ? 'probe' : 'request' });
+    if (t.to === 'closed' && !t.cluster) metrics.readds.inc({ node: t.node });
+    publishNode(t.node);
+    const level = t.to === 'closed' ? 'info' : 'warn';
+    log[level](
+      { node: t.node, from: t.from, to: t.to, reason: t.reason, cluster: t.cluster === true },
+      `breaker ${t.to === 'open' ? 'opened' : t.to === 'closed' ? 'closed' : 'half-open'}`,
+    );
+    // This proxy's own observation: propose the node's ejection to the cluster.
+    if (t.to === 'open' && t.from === 'closed' && !t.cluster) routing.ejected(t.node, t.reason);
+  });
+
   const state = { shuttingDown: false, startedAt: Date.now() };
-  return {
+  const rt: Runtime = {
     config,
     log,
     metrics,
     holder,
+    membership,
     pool,
     health,
     prober,
@@ -176,7 +240,16 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     exec,
     journal,
     cache,
+    routing,
+    peers: undefined,
+    persister: undefined,
     state,
+    attachPeers(p) {
+      peers = p;
+      rt.peers = p;
+      p.onPeerState = checkFence;
+      checkFence();
+    },
     async start() {
       await Promise.all(pool.all().map((n) => n.waitReady(config.cache.connectTimeout)));
       // A refused password is a configuration error, not an outage: stop at start with its name.
@@ -200,7 +273,10 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     },
     async close() {
       prober.stop();
+      routing.close();
+      clearTimeout(confirmTimer);
       await pool.close();
     },
   };
+  return rt;
 }

@@ -39,7 +39,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     opts.membership === false
       ? undefined
       : await initialMembership(config, log, opts.doc ? { doc: opts.doc } : {});
-  const rt = createRuntime(config, log, init ? { ...opts, doc: init.doc } : opts);
+  const rt = createRuntime(
+    config,
+    log,
+    init ? { ...opts, doc: init.doc, seeded: init.seeded } : opts,
+  );
   let cluster: Cluster | undefined;
   let app: FastifyInstance;
   let url: string;

@@ -10,6 +10,8 @@ export interface Transition {
   to: BreakerState;
   reason: string;
   at: number;
+  /** The move follows a cluster-wide routing change (not this proxy's own observation). */
+  cluster?: boolean;
 }
 
 /** Thresholds of the breaker. */
@@ -28,7 +30,11 @@ interface NodeHealth {
   readding: boolean;
 }
 
-/** Per-node failure counting and ejection; the router reads `ejected`, a set swapped whole on change. */
+/**
+ * Per-node failure counting: this proxy's own observations. An `open` breaker proposes the node's
+ * ejection to the cluster (runtime.ts); routing itself follows the cluster-wide view, and the
+ * breaker follows that view back (`markOut` / `markUp`) so that probing keeps its rhythm.
+ */
 export class HealthTracker extends EventEmitter<{ transition: [Transition] }> {
   private readonly nodes = new Map<string, NodeHealth>();
   private readonly t: HealthThresholds;
@@ -114,6 +120,22 @@ export class HealthTracker extends EventEmitter<{ transition: [Transition] }> {
     }
   }
 
+  /** The cluster took `id` out of routing: open its breaker, so it is probed at the retry interval. */
+  markOut(id: string, reason: string): void {
+    const n = this.nodes.get(id);
+    if (n?.state !== 'closed') return;
+    n.successes = 0;
+    this.move(id, n, 'open', reason, true);
+  }
+
+  /** The cluster routes to `id` again: close its breaker. */
+  markUp(id: string, reason: string): void {
+    const n = this.nodes.get(id);
+    if (!n || n.state === 'closed') return;
+    n.failures = 0;
+    this.move(id, n, 'closed', reason, true);
+  }
+
   private async readd(id: string, n: NodeHealth): Promise<void> {
     n.readding = true;
     try {
@@ -129,14 +151,21 @@ export class HealthTracker extends EventEmitter<{ transition: [Transition] }> {
     this.move(id, n, 'closed', `${n.successes} consecutive successful probes`);
   }
 
-  private move(id: string, n: NodeHealth, to: BreakerState, reason: string): void {
+  private move(id: string, n: NodeHealth, to: BreakerState, reason: string, cluster = false): void {
     const from = n.state;
     if (from === to) return;
     n.state = to;
     n.since = Date.now();
     if (to === 'closed') n.successes = 0;
     this.rebuild();
-    this.emit('transition', { node: id, from, to, reason, at: n.since });
+    this.emit('transition', {
+      node: id,
+      from,
+      to,
+      reason,
+      at: n.since,
+      ...(cluster ? { cluster } : {}),
+    });
   }
 
   private rebuild(): void {

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { AppOptions } from '../app.js';
 import type { Config } from '../config.js';
 import { PeerClient } from '../peers/peer-client.js';
-import { attachPeerSync, PeerSync } from '../peers/peer-sync.js';
+import { PeerSync } from '../peers/peer-sync.js';
 import {
   type Exchange,
   normalizePeerUrl,
@@ -22,8 +22,8 @@ import {
 import { internalRoutes } from '../routes/internal.js';
 import type { Runtime } from '../runtime.js';
 import { seedDoc, snapshotOf } from './membership-holder.js';
-import { attachMembership, MembershipManager } from './membership-manager.js';
-import { attachPersister, readStateFile, StatePersister } from './state-file.js';
+import type { MembershipManager } from './membership-manager.js';
+import { readStateFile, StatePersister } from './state-file.js';
 
 /** The document a proxy starts from and where it came from. */
 export interface InitialMembership {
@@ -137,13 +137,7 @@ export async function setupCluster(rt: Runtime, init: InitialMembership): Promis
   let headersOf: unknown;
   let ringHeaders: Record<string, string> = {};
   const { stateFile, token, peers, nodeId } = config.cluster;
-  const manager = new MembershipManager(holder, {
-    writer: nodeId,
-    log,
-    metrics,
-    seeded: init.seeded,
-  });
-  attachMembership(rt, manager);
+  const manager = rt.membership;
   warmUp(holder.current.doc, holder.ringOpts);
 
   let persister: StatePersister | undefined;
@@ -154,8 +148,7 @@ export async function setupCluster(rt: Runtime, init: InitialMembership): Promis
       { writer: nodeId, log },
     );
     persister = p;
-    attachPersister(rt, p);
-    holder.on('change', () => void p.save());
+    rt.persister = p;
     manager.onSeededCleared(() => void p.save());
     if (init.source !== 'file') await p.saveOrThrow();
   }
@@ -174,8 +167,8 @@ export async function setupCluster(rt: Runtime, init: InitialMembership): Promis
       placement: placementOf(config.cache.hash, config.cache.hashTag),
     });
     sync = s;
-    attachPeerSync(rt, s);
-    plugins.push((app) => internalRoutes(app, { manager, sync: s, token }));
+    rt.attachPeers(s);
+    plugins.push((app) => internalRoutes(app, { manager, sync: s, token, journal: rt.journal }));
   } else if (peers.length > 0) {
     log.warn('DC_CLUSTER_PEERS is set but DC_CLUSTER_TOKEN is empty: peer sync is off');
   }

@@ -9,13 +9,26 @@ import {
   nodeIdFor,
   Ring,
   type RingOptions,
+  routingState,
   upsertEntry,
 } from '@dcache/ring';
 
-/** An immutable view of the membership: the document, the ring over its active nodes, its digest. */
+/**
+ * An immutable routing view of the cluster: the document, the ring over its active nodes, the
+ * nodes taken out of routing cluster-wide, and the digest whose version is the routing epoch.
+ */
 export interface RingSnapshot {
   readonly doc: MembershipDoc;
   readonly ring: Ring;
+  /** The ring over every live node (active and draining): whose keys a write journals for. */
+  readonly homeRing: Ring;
+  /** Active nodes whose routing state is `out` or `rejoining`: keys skip them to the next owner. */
+  readonly excluded: ReadonlySet<string>;
+  /** Active nodes being purged before they serve again: their keys fail fast everywhere. */
+  readonly rejoining: ReadonlySet<string>;
+  /** Live nodes that do not serve their keys now (excluded or draining): writes journal for them. */
+  readonly away: ReadonlySet<string>;
+  /** The routing epoch: sum of every entry's and routing register's version. */
   readonly version: number;
   readonly checksum: string;
   /** Live members (active and draining) by id: the pool keeps a client for each. */
@@ -24,21 +37,61 @@ export interface RingSnapshot {
 }
 
 /** Where a membership change came from. */
-export type ChangeSource = 'seed' | 'admin' | 'peer' | 'file';
+export type ChangeSource = 'seed' | 'admin' | 'peer' | 'file' | 'health';
 
-/** Build a snapshot from a document. */
-export function snapshotOf(doc: MembershipDoc, ringOpts: RingOptions): RingSnapshot {
-  const d = digest(doc);
-  const ring = new Ring(
-    activeNodes(doc).map((n) => ({ id: n.id, weight: n.weight })),
-    ringOpts,
+/** A change of the routing view, as listeners receive it. */
+export interface RoutingChange {
+  next: RingSnapshot;
+  prev: RingSnapshot;
+  source: ChangeSource;
+  /** The peer URL the change came from (source `peer`). */
+  origin?: string;
+}
+
+function sameNodes(a: Ring, nodes: readonly { id: string; weight: number }[]): boolean {
+  const b = a.nodes;
+  return (
+    b.length === nodes.length &&
+    b.every((n, i) => n.id === nodes[i]?.id && n.weight === nodes[i]?.weight)
   );
+}
+
+/** Build a snapshot from a document, reusing `prev`'s rings when their node lists are unchanged. */
+export function snapshotOf(
+  doc: MembershipDoc,
+  ringOpts: RingOptions,
+  prev?: RingSnapshot,
+): RingSnapshot {
+  const d = digest(doc);
+  const active = activeNodes(doc).map((n) => ({ id: n.id, weight: n.weight }));
+  const ring = prev && sameNodes(prev.ring, active) ? prev.ring : new Ring(active, ringOpts);
+  const live = liveEntries(doc);
+  const home = live.map((n) => ({ id: n.id, weight: n.weight }));
+  const homeRing =
+    home.length === active.length
+      ? ring
+      : prev && sameNodes(prev.homeRing, home)
+        ? prev.homeRing
+        : new Ring(home, ringOpts);
+  const excluded = new Set<string>();
+  const rejoining = new Set<string>();
+  for (const n of active) {
+    const r = routingState(doc, n.id);
+    if (r !== 'up') excluded.add(n.id);
+    if (r === 'rejoining') rejoining.add(n.id);
+  }
+  const away = new Set(excluded);
+  for (const e of live) if (e.state === 'draining') away.add(e.id);
   return {
     doc,
     ring,
+    homeRing,
+    excluded,
+    rejoining,
+    away,
     version: d.version,
     checksum: d.checksum,
-    members: new Map(liveEntries(doc).map((e) => [e.id, e])),
+    members: new Map(live.map((e) => [e.id, e])),
     at: Date.now(),
   };
 }
@@ -57,10 +110,11 @@ export function seedDoc(addresses: readonly string[]): MembershipDoc {
   return doc;
 }
 
-/** Holds the current snapshot and swaps it whole; emits `change` (next, previous, source). */
-export class MembershipHolder extends EventEmitter<{
-  change: [RingSnapshot, RingSnapshot, ChangeSource];
-}> {
+/**
+ * Holds the current snapshot and swaps it whole. Listeners of `change` run in the order they were
+ * added, which the runtime declares in one place (runtime.ts).
+ */
+export class MembershipHolder extends EventEmitter<{ change: [RoutingChange] }> {
   private snap: RingSnapshot;
   readonly ringOpts: RingOptions;
 
@@ -76,12 +130,15 @@ export class MembershipHolder extends EventEmitter<{
   }
 
   /** Replace the document; returns false (no event) when its checksum is unchanged. */
-  apply(doc: MembershipDoc, source: ChangeSource): boolean {
-    const next = snapshotOf(doc, this.ringOpts);
+  apply(doc: MembershipDoc, source: ChangeSource, origin?: string): boolean {
+    const next = snapshotOf(doc, this.ringOpts, this.snap);
     if (next.checksum === this.snap.checksum) return false;
     const prev = this.snap;
     this.snap = next;
-    this.emit('change', next, prev, source);
+    this.emit(
+      'change',
+      origin === undefined ? { next, prev, source } : { next, prev, source, origin },
+    );
     return true;
   }
 }

@@ -8,13 +8,14 @@ import {
   merge,
   nodeIdFor,
   parseAddress,
+  type RoutingState,
+  setRouting,
   upsertEntry,
   validateDoc,
 } from '@dcache/ring';
 import type { Logger } from 'pino';
 import { DcacheError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import type { Runtime } from '../runtime.js';
 import type { MembershipHolder, RingSnapshot } from './membership-holder.js';
 
 /** Body of POST /api/v1/ring/nodes. */
@@ -64,7 +65,6 @@ export class MembershipManager {
   private readonly metrics: Metrics | undefined;
   private readonly now: () => number;
   private seededDoc: boolean;
-  private origin: string | undefined;
   private readonly seededListeners: (() => void)[] = [];
 
   constructor(holder: MembershipHolder, opts: ManagerOptions) {
@@ -79,11 +79,6 @@ export class MembershipManager {
   /** True while the document is only the seed list (no admin change, nothing from a peer). */
   get seeded(): boolean {
     return this.seededDoc;
-  }
-
-  /** The peer URL whose document is being applied (set only during `holder.apply`). */
-  get applyingFrom(): string | undefined {
-    return this.origin;
   }
 
   /** Call `fn` whenever `seeded` turns false without the document changing (it must be saved). */
@@ -124,7 +119,9 @@ export class MembershipManager {
       );
     }
     const change: MemberChange = { id, address, weight: input.weight ?? 1, state: 'active' };
-    return this.adminApply(doc, change);
+    // A node that joins may hold values from an earlier time in the ring: it is purged (flushed)
+    // by this proxy before any proxy routes to it (routing state `rejoining` until then).
+    return this.adminApply(doc, change, 'rejoining');
   }
 
   /** Remove a node (a tombstone). NODE_NOT_FOUND, RING_CONFLICT for the last active node. */
@@ -150,7 +147,17 @@ export class MembershipManager {
     const state = patch.state ?? prev.state;
     if (weight === prev.weight && state === prev.state) return this.holder.current;
     if (prev.state === 'active' && state === 'draining') this.refuseLastActive(doc, id, 'drain');
-    return this.adminApply(doc, { id, weight, state });
+    // A drained node that comes back is purged of what changed meanwhile before it serves.
+    const back = prev.state === 'draining' && state === 'active';
+    return this.adminApply(doc, { id, weight, state }, back ? 'rejoining' : undefined);
+  }
+
+  /** A cluster-wide routing change of node `id` made by this proxy (health or rejoin protocol). */
+  setRouting(id: string, state: RoutingState): boolean {
+    const doc = this.holder.current.doc;
+    const next = setRouting(doc, id, state, this.writer, this.now());
+    if (next === doc) return false;
+    return this.holder.apply(next, 'health');
   }
 
   /**
@@ -189,13 +196,7 @@ export class MembershipManager {
   }
 
   private applyFrom(next: MembershipDoc, prev: MembershipDoc, origin: string | undefined): boolean {
-    this.origin = origin;
-    let changed: boolean;
-    try {
-      changed = this.holder.apply(next, 'peer');
-    } finally {
-      this.origin = undefined;
-    }
+    const changed = this.holder.apply(next, 'peer', origin);
     if (changed) {
       const snap = this.holder.current;
       this.log.info(
@@ -255,10 +256,16 @@ export class MembershipManager {
     }
   }
 
-  private adminApply(doc: MembershipDoc, change: MemberChange): RingSnapshot {
+  private adminApply(
+    doc: MembershipDoc,
+    change: MemberChange,
+    routing?: RoutingState,
+  ): RingSnapshot {
     let next: MembershipDoc;
     try {
       next = upsertEntry(doc, change, this.writer, this.now());
+      if (routing !== undefined)
+        next = setRouting(next, change.id, routing, this.writer, this.now());
     } catch (e) {
       throw new DcacheError('INVALID_BODY', (e as Error).message);
     }
@@ -295,25 +302,4 @@ export function checkDoc(input: unknown): MembershipDoc {
   } catch (e) {
     throw new DcacheError('INVALID_MEMBERSHIP', (e as Error).message);
   }
-}
-
-const managers = new WeakMap<Runtime, MembershipManager>();
-
-/** Attach the manager a runtime's routes use (startServer does it with persistence and peers). */
-export function attachMembership(rt: Runtime, manager: MembershipManager): void {
-  managers.set(rt, manager);
-}
-
-/** The manager of a runtime; an in-memory one (no state file, no peers) if none was attached. */
-export function membershipOf(rt: Runtime): MembershipManager {
-  let m = managers.get(rt);
-  if (!m) {
-    m = new MembershipManager(rt.holder, {
-      writer: rt.config.cluster.nodeId,
-      log: rt.log,
-      metrics: rt.metrics,
-    });
-    managers.set(rt, m);
-  }
-  return m;
 }

@@ -233,15 +233,3 @@ export class StatePersister {
     this.retryTimer.unref();
   }
 }
-
-const persisters = new WeakMap<object, StatePersister>();
-
-/** Attach the persister of a runtime (admin routes wait for it before answering). */
-export function attachPersister(rt: object, persister: StatePersister): void {
-  persisters.set(rt, persister);
-}
-
-/** The persister of a runtime, undefined when no state file is configured. */
-export function persisterOf(rt: object): StatePersister | undefined {
-  return persisters.get(rt);
-}

@@ -9,6 +9,7 @@ import {
   normalizePeerUrl,
   PATHS,
   parseExchange,
+  parseJournal,
 } from './protocol.js';
 
 /** Options of PeerSync. */
@@ -36,7 +37,16 @@ export interface PeerSyncOptions {
   shareWindow?: number;
   /** Most peers kept (configured + learned). */
   maxPeers?: number;
+  /**
+   * How long this proxy's view counts as fresh after the last exchange outcome with every peer
+   * (ms; default timeout + 3 × interval). A peer not heard from successfully for this long is
+   * not waited for when a routing change is confirmed; it has fenced its own keys by then.
+   */
+  lease?: number;
 }
+
+/** What the peers' journals say about the keys changed while a node was out. */
+export type PeerJournals = { flush: true; why: string } | { flush: false; keys: string[] };
 
 interface PeerState {
   url: string;
@@ -52,6 +62,9 @@ interface PeerState {
   checksum: string | undefined;
   seeded: boolean | undefined;
   placement: string | undefined;
+  /** performance.now() of the last successful exchange and of the last outcome (ok or failed). */
+  lastOkMono: number;
+  lastOutcomeMono: number;
   /** An anti-entropy round is in flight. */
   busy: boolean;
   /** A push loop runs; `pushDirty` asks it to send the current document once more. */
@@ -96,6 +109,8 @@ export class PeerSync {
   private readonly shareWindow: number;
   private readonly maxPeers: number;
   private readonly placement: string | undefined;
+  /** Freshness of this proxy's view after an exchange outcome (ms). */
+  readonly lease: number;
   private readonly peers = new Map<string, PeerState>();
   /** URLs that turned out to be this proxy or another URL of a known peer. */
   private readonly ignored = new Set<string>();
@@ -103,7 +118,8 @@ export class PeerSync {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private stopped = false;
-  private readonly onChange = () => this.pushAll(this.manager.applyingFrom);
+  /** Called when a peer's confirmed checksum or reachability changed (runtime re-checks fences). */
+  onPeerState: () => void = () => {};
 
   constructor(opts: PeerSyncOptions) {
     this.manager = opts.manager;
@@ -118,12 +134,80 @@ export class PeerSync {
     this.shareWindow = opts.shareWindow ?? Math.max(60_000, 10 * opts.interval);
     this.maxPeers = opts.maxPeers ?? MAX_PEER_URLS;
     this.placement = opts.placement;
+    this.lease = opts.lease ?? this.timeout + 3 * opts.interval;
     for (const s of opts.seeds) {
       const url = normalizePeerUrl(s);
-      if (url) this.add(url, true);
+      // Seeds start without an outcome: this proxy's view is not fresh until it met them.
+      if (url) this.add(url, true, Number.NEGATIVE_INFINITY);
     }
-    // First listener: the push leaves before the pool and metrics follow the change here.
-    this.manager.holder.prependListener('change', this.onChange);
+  }
+
+  /** A routing change was applied here: push it to every peer that does not hold it already. */
+  changed(origin: string | undefined): void {
+    const mine = this.manager.current.checksum;
+    for (const p of this.peers.values()) {
+      if (p.url === origin && p.checksum === mine) continue;
+      this.push(p);
+    }
+  }
+
+  /** Push the current document to the peer at `url` now (its reply confirms what it holds). */
+  pushTo(url: string): void {
+    const p = this.peers.get(url);
+    if (p && !this.stopped) this.push(p);
+  }
+
+  /** A peer counts for confirmation while a successful exchange is more recent than the lease. */
+  private reachable(p: PeerState, now: number): boolean {
+    return now - p.lastOkMono <= this.lease;
+  }
+
+  /** Every reachable peer holds `checksum` (or there is none). */
+  confirmed(checksum: string): boolean {
+    const now = performance.now();
+    for (const p of this.peers.values()) {
+      if (p.checksum !== checksum && this.reachable(p, now)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Until when (performance.now()) this proxy's view is fresh: the oldest outcome + 3/4 of the
+   * lease. Shorter than the lease its peers wait for it, by a margin for the time a reply travels:
+   * a paused proxy has fenced itself before its peers stop counting it.
+   */
+  leaseUntil(): number {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const p of this.peers.values()) oldest = Math.min(oldest, p.lastOutcomeMono);
+    return oldest === Number.POSITIVE_INFINITY ? oldest : oldest + 0.75 * this.lease;
+  }
+
+  /**
+   * Ask every reachable peer which keys it changed while `node` was out (the node's routing is
+   * `rejoining` by then, so no peer adds any). Any peer that cannot answer means: flush.
+   */
+  async journals(node: string): Promise<PeerJournals> {
+    const keys = new Set<string>();
+    const asked = [...this.peers.values()];
+    const results = await Promise.allSettled(
+      asked.map(async (p) => {
+        const raw = await p.client.call('POST', PATHS.journal, { ...this.envelope(p.url), node });
+        return parseJournal(raw, node);
+      }),
+    );
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i] as PromiseSettledResult<{ complete: boolean; keys: string[] }>;
+      const p = asked[i] as PeerState;
+      if (r.status === 'rejected') {
+        // A peer never reached since this proxy started is across a partition (the honest
+        // limit); one that answered before may hold writes of the node's outage: flush.
+        if (p.lastOkMono === Number.NEGATIVE_INFINITY) continue;
+        return { flush: true, why: `peer ${p.url} did not answer: ${(r.reason as Error).message}` };
+      }
+      if (!r.value.complete) return { flush: true, why: `peer ${p.url} cannot list its writes` };
+      for (const k of r.value.keys) keys.add(k);
+    }
+    return { flush: false, keys: [...keys] };
   }
 
   /** This proxy's identity and known peers, as sent in every message to `to`. */
@@ -157,7 +241,6 @@ export class PeerSync {
     this.stopped = true;
     this.running = false;
     clearTimeout(this.timer);
-    this.manager.holder.off('change', this.onChange);
     await Promise.all([...this.peers.values()].map((p) => p.client.destroy()));
   }
 
@@ -189,8 +272,11 @@ export class PeerSync {
     return this.peers.size;
   }
 
-  /** A message arrived from a peer: learn its URL and the peers it knows, note its digest. */
-  heard(msg: Exchange): void {
+  /**
+   * A message arrived from a peer: learn its URL and the peers it knows, note its digest (or the
+   * checksum of the document it sent: what it holds).
+   */
+  heard(msg: Exchange, holds?: string): void {
     if (msg.from.id === this.manager.writer) {
       // Our own call (a seed listing this proxy) is expected; another URL means a shared id.
       if (msg.from.url !== this.selfUrl) {
@@ -212,15 +298,13 @@ export class PeerSync {
           p.version = msg.digest.version;
           p.checksum = msg.digest.checksum;
         }
+        if (holds !== undefined) p.checksum = holds;
+        // It reached us: it counts as reachable as long as after a successful call of ours.
+        p.lastOkMono = performance.now();
+        this.onPeerState();
       }
     }
     for (const url of msg.peers) this.learn(url);
-  }
-
-  /** Push the current document to every peer (except `except`) now; retried with backoff. */
-  pushAll(except?: string): void {
-    if (this.stopped) return;
-    for (const p of this.peers.values()) if (p.url !== except) this.push(p);
   }
 
   private learn(raw: string): void {
@@ -233,7 +317,7 @@ export class PeerSync {
     if (this.running) void this.antiEntropy(p);
   }
 
-  private add(url: string, seed: boolean): PeerState {
+  private add(url: string, seed: boolean, outcome = performance.now()): PeerState {
     const p: PeerState = {
       url,
       seed,
@@ -248,6 +332,8 @@ export class PeerSync {
       checksum: undefined,
       seeded: undefined,
       placement: undefined,
+      lastOkMono: Number.NEGATIVE_INFINITY,
+      lastOutcomeMono: outcome,
       busy: false,
       pushing: false,
       pushDirty: false,
@@ -265,6 +351,7 @@ export class PeerSync {
     this.metrics.removePeer(p.url);
     this.metrics.peers.set(this.peers.size);
     this.log.info({ peer: p.url, why }, 'forgot a peer');
+    this.onPeerState();
   }
 
   private markIgnored(url: string, why: string): void {
@@ -410,15 +497,18 @@ export class PeerSync {
   private ok(p: PeerState, kind: 'push' | 'pull'): void {
     const now = Date.now();
     if (p.failures > 0) this.log.info({ peer: p.url, kind }, 'peer sync works again');
+    p.lastOkMono = p.lastOutcomeMono = performance.now();
     p.lastSuccess = now;
     p.failures = 0;
     p.lastError = undefined;
     this.metrics.peerSyncOk(p.url, kind, now);
+    this.onPeerState();
   }
 
   private fail(p: PeerState, kind: 'push' | 'pull', e: unknown): void {
     if (this.stopped || this.peers.get(p.url) !== p) return;
     const message = e instanceof PeerError || e instanceof Error ? e.message : String(e);
+    p.lastOutcomeMono = performance.now();
     p.failures++;
     p.failuresTotal++;
     p.lastError = message;
@@ -427,6 +517,7 @@ export class PeerSync {
     if (p.failures === 1 || p.failures % 30 === 0) {
       this.log.warn({ peer: p.url, kind, failures: p.failures, err: message }, 'peer sync failed');
     }
+    this.onPeerState();
   }
 }
 
@@ -434,16 +525,4 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => {
     setTimeout(resolve, ms).unref();
   });
-}
-
-const syncs = new WeakMap<object, PeerSync>();
-
-/** Attach the PeerSync of a runtime (GET /api/v1/ring lists its peers). */
-export function attachPeerSync(rt: object, sync: PeerSync): void {
-  syncs.set(rt, sync);
-}
-
-/** The PeerSync of a runtime, undefined when peer sync is off (no cluster token). */
-export function peerSyncOf(rt: object): PeerSync | undefined {
-  return syncs.get(rt);
 }

@@ -26,7 +26,12 @@ export const PATHS = {
   digest: '/internal/v1/membership/digest',
   /** POST: send a full document, get the merged one back when it differs. */
   sync: '/internal/v1/membership/sync',
+  /** POST {node}: the keys this proxy changed while `node` was out (before it rejoins). */
+  journal: '/internal/v1/journal',
 } as const;
+
+/** Longest key list one journal answer may carry (past it the peer answers `complete: false`). */
+export const MAX_JOURNAL_KEYS = 100_000;
 
 /** Who sent a message. */
 export interface PeerIdentity {
@@ -140,4 +145,29 @@ export function parseExchange(input: unknown, need: { digest?: boolean; doc?: bo
     }
   }
   return out;
+}
+
+/** Validate the `node` of a journal request (from an untrusted peer). */
+export function parseJournalRequest(input: unknown): string {
+  if (!isObject(input)) throw bad('the journal request must be a JSON object');
+  const node = input.node;
+  if (typeof node !== 'string' || node.length === 0 || node.length > MAX_ID_LENGTH) {
+    throw bad(`"node" must be a node id of 1..${MAX_ID_LENGTH} characters`);
+  }
+  return node;
+}
+
+/** Validate a journal answer: {node, complete, keys}; `keys` only when complete. */
+export function parseJournal(input: unknown, node: string): { complete: boolean; keys: string[] } {
+  if (!isObject(input) || input.node !== node) throw bad(`the journal answer is not about ${node}`);
+  if (input.complete !== true) return { complete: false, keys: [] };
+  const keys = input.keys;
+  if (
+    !Array.isArray(keys) ||
+    keys.length > MAX_JOURNAL_KEYS ||
+    keys.some((k) => typeof k !== 'string')
+  ) {
+    throw bad(`"keys" must be an array of at most ${MAX_JOURNAL_KEYS} strings`);
+  }
+  return { complete: true, keys: keys as string[] };
 }

@@ -1,3 +1,4 @@
+import { routingState } from '@dcache/ring';
 import type { FastifyInstance } from 'fastify';
 import type { Runtime } from '../runtime.js';
 
@@ -10,6 +11,7 @@ export function healthSummary(rt: Runtime) {
       id: m.id,
       address: m.address,
       membership: m.state,
+      routing: routingState(snap.doc, m.id),
       state: h.state,
       healthy: h.healthy,
       connected: rt.pool.get(m.id)?.connected ?? false,
@@ -17,7 +19,10 @@ export function healthSummary(rt: Runtime) {
       ...(h.lastError && !h.healthy ? { last_error: h.lastError } : {}),
     };
   });
-  const serving = nodes.filter((n) => n.healthy && n.membership === 'active').length;
+  // Serving = routed to cluster-wide (`up`) and reachable from this proxy.
+  const serving = nodes.filter(
+    (n) => n.healthy && n.membership === 'active' && n.routing === 'up',
+  ).length;
   const active = nodes.filter((n) => n.membership === 'active').length;
   const status = serving === 0 ? 'down' : serving < active ? 'degraded' : 'ok';
   return {
@@ -25,7 +30,9 @@ export function healthSummary(rt: Runtime) {
     nodes,
     ring: {
       version: snap.version,
+      epoch: snap.version,
       checksum: snap.checksum,
+      fenced: rt.router.fenceReason() ?? null,
       nodes: snap.ring.size,
       serving,
       replication_factor: rt.router.replicas,
@@ -50,13 +57,25 @@ export function healthRoutes(app: FastifyInstance, rt: Runtime): void {
   );
   app.get(
     '/health/ready',
-    { schema: { summary: 'Readiness: some node serves and no shutdown is under way' } },
+    {
+      schema: {
+        summary: 'Readiness: some node serves, the view of the cluster is fresh, no shutdown',
+      },
+    },
     async (_req, reply) => {
       const s = healthSummary(rt);
-      const ready = !rt.state.shuttingDown && s.status !== 'down';
-      return reply
-        .code(ready ? 200 : 503)
-        .send({ status: ready ? 'ready' : rt.state.shuttingDown ? 'shutting_down' : 'down' });
+      // Not ready while this proxy's view of the cluster may be stale (just started, or paused):
+      // it answers 503 for every key then, and a load balancer should send traffic elsewhere.
+      const syncing = rt.router.fenceReason() === 'lease';
+      const ready = !rt.state.shuttingDown && s.status !== 'down' && !syncing;
+      const status = ready
+        ? 'ready'
+        : rt.state.shuttingDown
+          ? 'shutting_down'
+          : s.status === 'down'
+            ? 'down'
+            : 'syncing';
+      return reply.code(ready ? 200 : 503).send({ status });
     },
   );
 }

@@ -2,14 +2,22 @@ import { checksum } from '@dcache/ring';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { requireToken } from '../auth.js';
 import { DcacheError } from '../errors.js';
+import type { StaleJournal } from '../health/stale-journal.js';
 import type { MembershipManager } from '../membership/membership-manager.js';
 import type { PeerSync } from '../peers/peer-sync.js';
-import { MAX_PEER_PAYLOAD, PATHS, parseExchange } from '../peers/protocol.js';
+import {
+  MAX_JOURNAL_KEYS,
+  MAX_PEER_PAYLOAD,
+  PATHS,
+  parseExchange,
+  parseJournalRequest,
+} from '../peers/protocol.js';
 
 /** What the peer exchange routes need. */
 export interface InternalRoutesContext {
   manager: MembershipManager;
   sync: PeerSync;
+  journal: StaleJournal;
   /** The cluster token; the routes must not be registered without one. */
   token: string;
 }
@@ -24,7 +32,7 @@ export async function internalRoutes(
   ctx: InternalRoutesContext,
 ): Promise<void> {
   if (ctx.token === '') throw new Error('internal routes need a cluster token');
-  const { manager, sync, token } = ctx;
+  const { manager, sync, token, journal } = ctx;
   await app.register(async (scope) => {
     scope.addHook('onRequest', async (req) => {
       requireToken(req, token);
@@ -72,13 +80,28 @@ export async function internalRoutes(
       async (req) => {
         const msg = parseExchange(req.body, { doc: true });
         const theirs = msg.doc!;
-        sync.heard(msg);
+        const held = checksum(theirs);
+        sync.heard(msg, held);
         manager.receive(theirs, {
           seeded: msg.seeded,
           ...(msg.from.url ? { origin: msg.from.url } : {}),
         });
-        // Send ours back only when the sender does not already hold it.
-        return reply(msg.from.url, manager.current.checksum !== checksum(theirs));
+        // Send ours back only when the sender does not already hold it; then push it too, so
+        // that its reply confirms it holds ours (a routing change waits for that).
+        const differs = manager.current.checksum !== held;
+        if (differs && msg.from.url) setImmediate(() => sync.pushTo(msg.from.url));
+        return reply(msg.from.url, differs);
+      },
+    );
+
+    scope.post<{ Body: unknown }>(
+      PATHS.journal,
+      { bodyLimit: 64 * 1024, schema: { hide: true } },
+      async (req) => {
+        const node = parseJournalRequest(req.body);
+        const t = journal.peek(node);
+        if (t.flush || t.keys.length > MAX_JOURNAL_KEYS) return { node, complete: false };
+        return { node, complete: true, keys: t.keys };
       },
     );
   });

@@ -1,13 +1,8 @@
+import { routingState } from '@dcache/ring';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { requireAdmin } from '../auth.js';
 import { DcacheError } from '../errors.js';
-import {
-  type AddNodeInput,
-  membershipOf,
-  type UpdateNodeInput,
-} from '../membership/membership-manager.js';
-import { persisterOf } from '../membership/state-file.js';
-import { peerSyncOf } from '../peers/peer-sync.js';
+import type { AddNodeInput, UpdateNodeInput } from '../membership/membership-manager.js';
 import type { Runtime } from '../runtime.js';
 import { checkKey, checkObject } from '../validate.js';
 import { adminSecurity, errorSchema, keyParams } from './schemas.js';
@@ -18,6 +13,7 @@ export function ringView(rt: Runtime) {
   const share = snap.ring.share();
   return {
     version: snap.version,
+    epoch: snap.version,
     checksum: snap.checksum,
     hash: rt.config.cache.hash,
     hash_tag: rt.config.cache.hashTag,
@@ -32,6 +28,7 @@ export function ringView(rt: Runtime) {
           address: e.address,
           weight: e.weight,
           state: e.state,
+          routing: routingState(snap.doc, e.id),
           healthy: h.healthy,
           breaker: h.state,
           share: share.get(e.id) ?? 0,
@@ -43,12 +40,13 @@ export function ringView(rt: Runtime) {
 
 /** GET /api/v1/ring: the ring, this proxy's identity and its peers with their last exchange. */
 export function fullRingView(rt: Runtime) {
-  const sync = peerSyncOf(rt);
-  const manager = membershipOf(rt);
+  const sync = rt.peers;
   return {
     ...ringView(rt),
     node_id: rt.config.cluster.nodeId,
-    seeded: manager.seeded,
+    seeded: rt.membership.seeded,
+    fenced: rt.router.fenceReason() ?? null,
+    unconfirmed_changes: rt.router.unconfirmed,
     peer_sync: sync ? 'on' : 'off',
     peers: sync?.list() ?? [],
   };
@@ -82,7 +80,7 @@ export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
   const admin = async (req: FastifyRequest) => requireAdmin(req, rt.config.admin.token);
   // The change is live when these answer; they also wait (bounded) for the state file.
   const saved = async () => {
-    await persisterOf(rt)?.flushed();
+    await rt.persister?.flushed();
     return fullRingView(rt);
   };
 
@@ -121,7 +119,13 @@ export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
       const input: AddNodeInput = { address: body.address };
       if (body.weight !== undefined) input.weight = body.weight as number;
       if (body.id !== undefined) input.id = body.id as string;
-      membershipOf(rt).addNode(input);
+      const snap = rt.membership.addNode(input);
+      // The answer waits for the new node's purge, so that it serves when the call returns.
+      await rt.routing.settled(
+        Object.values(snap.doc.entries).find(
+          (e) => e.address === input.address && e.state !== 'removed',
+        )?.id ?? '',
+      );
       return reply.code(201).send(await saved());
     },
   );
@@ -138,7 +142,7 @@ export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
       },
     },
     async (req) => {
-      membershipOf(rt).removeNode(req.params.id);
+      rt.membership.removeNode(req.params.id);
       return saved();
     },
   );
@@ -170,7 +174,9 @@ export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
       const patch: UpdateNodeInput = {};
       if (body.weight !== undefined) patch.weight = body.weight as number;
       if (body.state !== undefined) patch.state = body.state as UpdateNodeInput['state'] & string;
-      membershipOf(rt).updateNode(req.params.id, patch);
+      rt.membership.updateNode(req.params.id, patch);
+      // An activated node is purged first; the answer waits for it (see POST).
+      await rt.routing.settled(req.params.id);
       return saved();
     },
   );

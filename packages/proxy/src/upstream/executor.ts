@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { DcacheError } from '../errors.js';
 import type { HealthTracker } from '../health/health-tracker.js';
 import { type Metrics, REDIS_DURATION_BUCKETS, type RedisOp } from '../metrics.js';
+import { FENCED } from '../router.js';
 import type { NodePool } from './node-pool.js';
 import { redisError } from './redis-errors.js';
 
@@ -24,6 +25,13 @@ export class Executor {
 
   /** Run `fn` on a connection of `node`; rejects with a DcacheError (NODE_TIMEOUT/UNAVAILABLE/ERROR). */
   run<T>(node: string, op: RedisOp, fn: (r: Redis) => Promise<T>): Promise<T> {
+    if (node === FENCED)
+      return Promise.reject(
+        new DcacheError(
+          'NODE_UNAVAILABLE',
+          "the key's routing is changing (a node leaves or rejoins and peers have not all confirmed it yet); retry shortly",
+        ),
+      );
     const client = this.pool.get(node);
     if (!client)
       return Promise.reject(

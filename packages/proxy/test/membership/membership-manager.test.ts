@@ -42,7 +42,9 @@ describe('admin changes', () => {
   it('adds, re-adds, refuses duplicates and bad input with stable codes', () => {
     const { m, holder } = manager('A');
     const changes: string[] = [];
-    holder.on('change', (_n, _p, source) => changes.push(source));
+    holder.on('change', (c) => {
+      changes.push(c.source);
+    });
     const snap = m.addNode({ address: '10.0.0.4:6379', weight: 2 });
     expect(snap.doc.entries['10.0.0.4:6379']).toMatchObject({
       weight: 2,

@@ -225,6 +225,8 @@ describe('peer sync (in-process proxies, real sockets and Redis)', () => {
       interval: 600_000, // no second round during the test
       pushAttempts: 8,
     });
+    // Without a runtime, forward changes to the sync as the runtime's listener does.
+    holder.on('change', (c) => sync.changed(c.origin));
     try {
       sync.start('http://127.0.0.1:9');
       await waitFor(() => sync.list()[0]?.failures === 1, {
