@@ -92,7 +92,9 @@ describe('no stale read after re-add', () => {
       expect(n).toBe(owned.length);
       // The purge is logged once.
       expect(
-        proxy.logs.filter((l) => l.msg === 'purged keys changed while the node was ejected'),
+        proxy.logs.filter(
+          (l) => l.msg === 'rejoin: purged the keys changed while the node was out',
+        ),
       ).toHaveLength(1);
     } finally {
       await proxy.close();

@@ -1,0 +1,131 @@
+/**
+ * The long variant of stale-reads.test.ts (not in `npm test`; `npm run soak`): three peered
+ * proxies over four redis-servers under continuous load while random faults follow each other
+ * for DC_SOAK_MINUTES (default 5). Prints reads, stale, misses and errors per kind of fault; every
+ * kind must show 0 stale reads.
+ */
+import { startProxyCluster, startRedisCluster } from '@dcache/test-utils';
+import { afterAll, expect, it } from 'vitest';
+import { keysOwnedBy, pause, waitAgree, waitRouting } from './cluster.js';
+import { check, Workload } from './register.js';
+
+const MINUTES = Number(process.env.DC_SOAK_MINUTES ?? 5);
+const FAST = {
+  DC_HEALTH_INTERVAL: '200ms',
+  DC_HEALTH_TIMEOUT: '150ms',
+  DC_HEALTH_SUCCESS_THRESHOLD: '2',
+  DC_HEALTH_RETRY_INTERVAL: '300ms',
+  DC_CACHE_COMMAND_TIMEOUT: '500ms',
+  DC_CACHE_CONNECT_TIMEOUT: '500ms',
+  DC_ADMIN_TOKEN: 'admin',
+};
+
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+});
+
+it(`random faults for ${MINUTES} min: 0 stale reads`, {
+  timeout: (MINUTES + 5) * 60_000,
+}, async () => {
+  const redis = await startRedisCluster(4);
+  cleanups.push(() => redis.stopAll());
+  const cluster = await startProxyCluster({
+    proxies: 3,
+    addresses: redis.addresses,
+    env: FAST,
+    envOf: (i) => ({ DC_HEALTH_FAILURE_THRESHOLD: ['1', '3', '20'][i] as string }),
+  });
+  cleanups.push(() => cluster.close());
+  const urls = cluster.proxies.map((p) => p.url);
+  await waitAgree(urls);
+  const keys: string[] = [];
+  for (const a of redis.addresses)
+    keys.push(...(await keysOwnedBy(urls[0] as string, a, 6, `soak:${a}`)));
+  const w = new Workload({ urls, keys, readersPerProxy: 3, deleteEvery: 7 }).start();
+  const admin = (url: string, method: string, path: string, body?: unknown) =>
+    fetch(`${url}${path}`, {
+      method,
+      headers: {
+        authorization: 'Bearer admin',
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
+  const faults: Record<string, () => Promise<void>> = {
+    'sigstop short': async () => {
+      const n = pick(redis.nodes);
+      n.stop();
+      await pause(300 + Math.random() * 1_500);
+      n.cont();
+      await waitRouting(urls, n.address, 'up');
+    },
+    'sigkill restart': async () => {
+      const n = pick(redis.nodes);
+      await n.kill();
+      await waitRouting(urls, n.address, 'out');
+      await n.restart();
+      await waitRouting(urls, n.address, 'up');
+    },
+    'sigstop long': async () => {
+      const n = pick(redis.nodes);
+      n.stop();
+      await waitRouting(urls, n.address, 'out');
+      await pause(Math.random() * 2_000);
+      n.cont();
+      await waitRouting(urls, n.address, 'up');
+    },
+    'drain activate': async () => {
+      const n = pick(redis.nodes);
+      const id = encodeURIComponent(n.address);
+      await admin(pick(urls), 'PATCH', `/api/v1/ring/nodes/${id}`, { state: 'draining' });
+      await waitRouting(urls, n.address, 'up', 'draining');
+      await pause(Math.random() * 1_500);
+      await admin(pick(urls), 'PATCH', `/api/v1/ring/nodes/${id}`, { state: 'active' });
+      await waitRouting(urls, n.address, 'up', 'active');
+    },
+    'remove add': async () => {
+      const n = pick(redis.nodes);
+      await admin(pick(urls), 'DELETE', `/api/v1/ring/nodes/${encodeURIComponent(n.address)}`);
+      await waitRouting(urls, n.address, undefined);
+      await pause(Math.random() * 1_500);
+      await admin(pick(urls), 'POST', '/api/v1/ring/nodes', { address: n.address });
+      await waitRouting(urls, n.address, 'up', 'active');
+    },
+    'proxy restart': async () => {
+      const p = pick(cluster.proxies);
+      await p.stop();
+      await pause(Math.random() * 1_000);
+      await p.restart();
+      await waitAgree(urls);
+    },
+    'proxy sigstop': async () => {
+      const p = pick(cluster.proxies);
+      p.pause();
+      await pause(500 + Math.random() * 3_000);
+      p.resume();
+      await waitAgree(urls);
+    },
+  };
+  const until = performance.now() + MINUTES * 60_000;
+  let rounds = 0;
+  while (performance.now() < until) {
+    const [name, fault] = pick(Object.entries(faults));
+    w.phase = name;
+    await fault();
+    w.phase = `after ${name}`;
+    await waitAgree(urls);
+    await pause(500 + Math.random() * 1_000);
+    rounds++;
+  }
+  await w.stop();
+  const r = check(w.ops);
+  console.log(`[soak] ${MINUTES} min, ${rounds} faults`);
+  console.table(
+    Object.entries(r.phases).map(([phase, c]) => ({ phase, ...c, codes: JSON.stringify(c.codes) })),
+  );
+  if (r.stale.length) console.log(`[soak] stale: ${JSON.stringify(r.stale.slice(0, 20))}`);
+  expect(rounds).toBeGreaterThan(0);
+  expect(r.stale).toEqual([]);
+});

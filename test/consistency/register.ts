@@ -1,0 +1,241 @@
+/**
+ * A register checker for the cluster: writers and readers on several proxies record every call
+ * (key, value, start, end); `check` counts the stale reads. A read is stale when it returns a value
+ * older than one whose write (or a delete) was acknowledged, through any proxy, before the read
+ * began. Each key has one writer at a time writing increasing sequence numbers, so "older" is a
+ * smaller number, and a write's acknowledgement orders it before every later call.
+ */
+import { Agent, request } from 'undici';
+
+/** One recorded call. */
+export interface Op {
+  kind: 'put' | 'del' | 'get';
+  key: string;
+  /** The sequence number written (put/del), or read (get; undefined on a miss). */
+  seq: number | undefined;
+  /** The call succeeded (2xx, or 404 for a get = a miss). */
+  ok: boolean;
+  start: number;
+  end: number;
+  proxy: number;
+  phase: string;
+  /** HTTP status (0: no answer) and error code of a failed call. */
+  status?: number;
+  code?: string;
+}
+
+/** Counts for one phase of a scenario. */
+export interface PhaseCounts {
+  reads: number;
+  stale: number;
+  misses: number;
+  errors: number;
+  writes: number;
+  write_errors: number;
+  /** Failed calls by error code. */
+  codes: Record<string, number>;
+}
+
+/** A stale read with the write it missed. */
+export interface StaleRead {
+  key: string;
+  read: number;
+  newest_acked: number;
+  proxy: number;
+  phase: string;
+  at: number;
+}
+
+const agent = new Agent({ connections: 64, keepAliveTimeout: 10_000, pipelining: 1 });
+
+/** One HTTP call; never throws (errors become status 0). */
+async function http(
+  url: string,
+  method: string,
+  body?: unknown,
+): Promise<{ status: number; text: string }> {
+  try {
+    const r = await request(url, {
+      method: method as 'GET',
+      ...(body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      headersTimeout: 5_000,
+      bodyTimeout: 5_000,
+      dispatcher: agent,
+    });
+    return { status: r.statusCode, text: await r.body.text() };
+  } catch {
+    return { status: 0, text: '' };
+  }
+}
+
+/** Options of a workload. */
+export interface WorkloadOptions {
+  urls: readonly string[];
+  keys: readonly string[];
+  /** Readers per proxy. */
+  readersPerProxy: number;
+  /** Every n-th write of a key is a delete (0: never). */
+  deleteEvery?: number;
+  /** Proxy that writes key i (default i % proxies). */
+  writerOf?: (keyIndex: number) => number;
+}
+
+/** Writers and readers running until `stop()`; `phase` labels what they record. */
+export class Workload {
+  readonly ops: Op[] = [];
+  phase = 'before';
+  private running = true;
+  private readonly loops: Promise<void>[] = [];
+  private readonly t0 = performance.now();
+
+  constructor(private readonly o: WorkloadOptions) {}
+
+  /** Start one writer per key and `readersPerProxy` readers on every proxy. */
+  start(): this {
+    const { urls, keys } = this.o;
+    keys.forEach((key, i) => {
+      const proxy = this.o.writerOf?.(i) ?? i % urls.length;
+      this.loops.push(this.writer(key, proxy));
+    });
+    urls.forEach((_, p) => {
+      for (let r = 0; r < this.o.readersPerProxy; r++) this.loops.push(this.reader(p, r));
+    });
+    return this;
+  }
+
+  /** Stop every loop and wait for the calls in flight. */
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+  }
+
+  private now(): number {
+    return performance.now() - this.t0;
+  }
+
+  private async writer(key: string, proxy: number): Promise<void> {
+    const url = `${this.o.urls[proxy]}/api/v1/cache/${encodeURIComponent(key)}`;
+    const every = this.o.deleteEvery ?? 0;
+    for (let seq = 1; this.running; seq++) {
+      const del = every > 0 && seq % every === 0;
+      const phase = this.phase;
+      const start = this.now();
+      const r = del ? await http(url, 'DELETE') : await http(url, 'PUT', { value: seq });
+      const end = this.now();
+      // A delete of an absent key (404) is acknowledged as well: the key is absent after it.
+      const ok = r.status === 200 || (del && r.status === 404);
+      this.ops.push({
+        kind: del ? 'del' : 'put',
+        key,
+        seq,
+        ok,
+        start,
+        end,
+        proxy,
+        phase,
+        ...failure(r),
+      });
+      if (!ok) await pause(5);
+    }
+  }
+
+  private async reader(proxy: number, r: number): Promise<void> {
+    const { keys } = this.o;
+    for (let i = r; this.running; i++) {
+      const key = keys[(i * 7 + proxy) % keys.length] as string;
+      const phase = this.phase;
+      const start = this.now();
+      const res = await http(
+        `${this.o.urls[proxy]}/api/v1/cache/${encodeURIComponent(key)}`,
+        'GET',
+      );
+      const end = this.now();
+      let seq: number | undefined;
+      if (res.status === 200) seq = (JSON.parse(res.text) as { value: number }).value;
+      const ok = res.status === 200 || res.status === 404;
+      this.ops.push({ kind: 'get', key, seq, ok, start, end, proxy, phase, ...failure(res) });
+      if (!ok) await pause(5);
+    }
+  }
+}
+
+/** Status and catalogue code of a failed call, for the error table. */
+function failure(r: { status: number; text: string }): { status?: number; code?: string } {
+  if (r.status === 200 || r.status === 404) return {};
+  let code = r.status === 0 ? 'NO_ANSWER' : String(r.status);
+  try {
+    code = (JSON.parse(r.text) as { error: { code: string } }).error.code;
+  } catch {}
+  return { status: r.status, code };
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Count reads, stale reads, misses and errors per phase. */
+export function check(ops: readonly Op[]): {
+  phases: Record<string, PhaseCounts>;
+  stale: StaleRead[];
+} {
+  // Acknowledged writes per key, in acknowledgement order (one writer per key: also seq order).
+  const acked = new Map<string, { end: number; seq: number }[]>();
+  for (const o of ops) {
+    if (o.kind === 'get' || !o.ok || o.seq === undefined) continue;
+    const list = acked.get(o.key) ?? [];
+    list.push({ end: o.end, seq: o.seq });
+    acked.set(o.key, list);
+  }
+  for (const list of acked.values()) list.sort((a, b) => a.end - b.end);
+  const phases: Record<string, PhaseCounts> = {};
+  const stale: StaleRead[] = [];
+  const counts = (p: string) => {
+    phases[p] ??= {
+      reads: 0,
+      stale: 0,
+      misses: 0,
+      errors: 0,
+      writes: 0,
+      write_errors: 0,
+      codes: {},
+    };
+    return phases[p];
+  };
+  for (const o of ops) {
+    const c = counts(o.phase);
+    if (!o.ok) c.codes[o.code ?? '?'] = (c.codes[o.code ?? '?'] ?? 0) + 1;
+    if (o.kind !== 'get') {
+      c.writes++;
+      if (!o.ok) c.write_errors++;
+      continue;
+    }
+    c.reads++;
+    if (!o.ok) {
+      c.errors++;
+      continue;
+    }
+    if (o.seq === undefined) {
+      c.misses++;
+      continue;
+    }
+    // The newest write acknowledged before this read began.
+    const list = acked.get(o.key) ?? [];
+    let newest = 0;
+    for (const w of list) {
+      if (w.end >= o.start) break;
+      newest = w.seq;
+    }
+    if (o.seq < newest) {
+      c.stale++;
+      stale.push({
+        key: o.key,
+        read: o.seq,
+        newest_acked: newest,
+        proxy: o.proxy,
+        phase: o.phase,
+        at: Math.round(o.start),
+      });
+    }
+  }
+  return { phases, stale };
+}
