@@ -7,7 +7,7 @@
 import { startProxyCluster, startRedisCluster } from '@dcache/test-utils';
 import { afterAll, expect, it } from 'vitest';
 import { keysOwnedBy, pause, waitAgree, waitRouting } from './cluster.js';
-import { check, Workload } from './register.js';
+import { check, explain, Workload } from './register.js';
 
 const MINUTES = Number(process.env.DC_SOAK_MINUTES ?? 5);
 const FAST = {
@@ -64,9 +64,13 @@ it(`random faults for ${MINUTES} min: 0 stale reads`, {
     'sigkill restart': async () => {
       const n = pick(redis.nodes);
       await n.kill();
+      w.event(`killed ${n.address}`);
       await waitRouting(urls, n.address, 'out');
+      w.event(`${n.address} out everywhere`);
       await n.restart();
+      w.event(`restarted ${n.address}`);
       await waitRouting(urls, n.address, 'up');
+      w.event(`${n.address} up everywhere`);
     },
     'sigstop long': async () => {
       const n = pick(redis.nodes);
@@ -113,7 +117,9 @@ it(`random faults for ${MINUTES} min: 0 stale reads`, {
   while (performance.now() < until) {
     const [name, fault] = pick(Object.entries(faults));
     w.phase = name;
+    w.event(`start ${name}`);
     await fault();
+    w.event(`end ${name}`);
     w.phase = `after ${name}`;
     await waitAgree(urls);
     await pause(500 + Math.random() * 1_000);
@@ -125,7 +131,20 @@ it(`random faults for ${MINUTES} min: 0 stale reads`, {
   console.table(
     Object.entries(r.phases).map(([phase, c]) => ({ phase, ...c, codes: JSON.stringify(c.codes) })),
   );
-  if (r.stale.length) console.log(`[soak] stale: ${JSON.stringify(r.stale.slice(0, 20))}`);
+  for (const st of r.stale.slice(0, 5)) console.log(`[soak] ${explain(w, st)}`);
+  if (r.stale.length > 0) {
+    const at = r.stale[0]?.at ?? 0;
+    for (const p of cluster.proxies) {
+      const lines = p
+        .output()
+        .split('\n')
+        .filter((l) => /ring changed|rejoin|breaker/.test(l))
+        .slice(-40);
+      console.log(
+        `[soak] ${p.name} (stale read at +${at} ms of the workload):\n${lines.join('\n')}`,
+      );
+    }
+  }
   expect(rounds).toBeGreaterThan(0);
   expect(r.stale).toEqual([]);
 });

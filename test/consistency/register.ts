@@ -85,10 +85,14 @@ export interface WorkloadOptions {
 /** Writers and readers running until `stop()`; `phase` labels what they record. */
 export class Workload {
   readonly ops: Op[] = [];
+  /** What the scenario did, when (same clock as the ops): for explaining a stale read. */
+  readonly events: { at: number; what: string }[] = [];
   phase = 'before';
   private running = true;
   private readonly loops: Promise<void>[] = [];
   private readonly t0 = performance.now();
+  /** Wall clock of the workload's time 0 (proxies log wall-clock times). */
+  readonly epoch = Date.now();
 
   constructor(private readonly o: WorkloadOptions) {}
 
@@ -109,6 +113,11 @@ export class Workload {
   async stop(): Promise<void> {
     this.running = false;
     await Promise.all(this.loops);
+  }
+
+  /** Note a step of the scenario (a fault, a wait that ended). */
+  event(what: string): void {
+    this.events.push({ at: Math.round(this.now()), what });
   }
 
   private now(): number {
@@ -238,4 +247,17 @@ export function check(ops: readonly Op[]): {
     }
   }
   return { phases, stale };
+}
+
+/** What happened around a stale read: the key's calls and the scenario's steps near it. */
+export function explain(w: Workload, s: StaleRead, spanMs = 3_000): string {
+  const near = (t: number) => Math.abs(t - s.at) <= spanMs;
+  const calls = w.ops
+    .filter((o) => o.key === s.key && (near(o.start) || near(o.end)))
+    .map(
+      (o) =>
+        `${Math.round(o.start)}-${Math.round(o.end)} p${o.proxy} ${o.kind} ${o.seq ?? '-'}${o.ok ? '' : ` ${o.code}`}`,
+    );
+  const events = w.events.filter((e) => near(e.at)).map((e) => `${e.at} ${e.what}`);
+  return `stale read of ${s.key} (${s.read} < ${s.newest_acked}) through p${s.proxy} at ${s.at} (epoch ${w.epoch + s.at})\n  events: ${events.join(' | ')}\n  calls: ${calls.join(' | ')}`;
 }

@@ -415,12 +415,19 @@ export class CacheService {
     return { count, failed, nodes: plan.size };
   }
 
-  /** Record `key` for every home owner that is away now (it must not serve the old value later). */
+  /**
+   * Record `key` for every away node that the ring walk from the key passes before reaching the
+   * nodes written now: each would serve the key were it back (a returning home, or an interim
+   * owner that went away too), so each must not serve its old value later.
+   */
   private journalize(key: string, owners: readonly string[]): void {
     const away = this.router.away;
     if (away.size === 0) return;
-    for (const home of this.router.homeOwners(key)) {
-      if (away.has(home) && !owners.includes(home)) this.journal.record(home, key);
+    let served = 0;
+    for (const n of this.router.homeWalk(key, away.size + owners.length)) {
+      if (owners.includes(n)) {
+        if (++served >= owners.length) return;
+      } else if (away.has(n)) this.journal.record(n, key);
     }
   }
 
@@ -492,6 +499,7 @@ export class CacheService {
         list.push({ key, value, pttl, warmup: prevOf.get(key) === source });
       }
     });
+    for (const [t, list] of byTarget) for (const it of list) this.journalize(it.key, [t]);
     await Promise.all(
       [...byTarget].map(([t, list]) =>
         this.exec
@@ -524,6 +532,8 @@ export class CacheService {
     try {
       const pttl = await this.exec.run(source, 'pttl', (c) => c.pttl(key));
       if (pttl === -2) return;
+      // A copy is a write to a node that is not the key's home while the home is away.
+      this.journalize(key, [target]);
       await this.exec.run(target, 'set', (c) =>
         pttl > 0 ? c.set(key, value, 'PX', pttl, 'NX') : c.set(key, value, 'NX'),
       );

@@ -298,13 +298,13 @@ export function createMetrics(opts: MetricsOptions = {}) {
   });
   const ejections = new Counter<'node' | 'reason'>({
     name: 'dcache_node_ejections_total',
-    help: 'Times a node was ejected from routing, by reason (probe, request).',
+    help: 'Times this proxy took a node out of routing (for the whole cluster), by reason (probe, request).',
     labelNames: ['node', 'reason'],
     registers,
   });
   const readds = new Counter<'node'>({
     name: 'dcache_node_readds_total',
-    help: 'Times an ejected node was put back into routing after enough successful probes.',
+    help: 'Times this proxy put an ejected node back into routing (for the whole cluster) after enough successful probes and the purge.',
     labelNames: ['node'],
     registers,
   });

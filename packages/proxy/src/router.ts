@@ -150,11 +150,10 @@ export class Router {
     return this.fenced(key, s, same) ? [FENCED] : o;
   }
 
-  /** Owners over every live node ignoring health: whom the key belongs to when all serve. */
-  homeOwners(key: string): string[] {
+  /** The first `n` distinct nodes of the ring walk from `key` over every live node. */
+  homeWalk(key: string, n: number): string[] {
     const ring = this.holder.current.homeRing;
-    if (ring.size === 0) return [];
-    return this.replicas === 1 ? [ring.owner(key)] : ring.owners(key, this.replicas);
+    return ring.size === 0 ? [] : ring.owners(key, Math.min(n, ring.size));
   }
 
   /** The previous view's primary for `key` when it differs from `current` (warm-up source). */

@@ -120,7 +120,6 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     log,
     peers: () => peers,
     replicas: config.replication.factor,
-    warmupWindow: config.replication.warmupWindow,
     takeoverAfter: Math.max(10_000, 5 * config.health.retryInterval),
     confirmTimeout: 2 * config.cluster.syncInterval + 5_000,
   });
@@ -215,7 +214,6 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
   health.on('transition', (t) => {
     if (t.to === 'open' && t.from === 'closed' && !t.cluster)
       metrics.ejections.inc({ node: t.node, reason: /probe/.test(t.reason) ? 'probe' : 'request' });
-    if (t.to === 'closed' && !t.cluster) metrics.readds.inc({ node: t.node });
     publishNode(t.node);
     const level = t.to === 'closed' ? 'info' : 'warn';
     log[level](

@@ -6,6 +6,7 @@ import type { Metrics } from '../metrics.js';
 import type { PeerSync } from '../peers/peer-sync.js';
 import type { Router } from '../router.js';
 import type { Executor } from '../upstream/executor.js';
+import { execPipeline } from '../upstream/redis-errors.js';
 import type { MembershipHolder, RingSnapshot, RoutingChange } from './membership-holder.js';
 import type { MembershipManager } from './membership-manager.js';
 
@@ -24,8 +25,6 @@ export interface RoutingControllerDeps {
   /** The peers, once peer sync runs (undefined: a proxy alone confirms its own changes). */
   peers: () => PeerSync | undefined;
   replicas: number;
-  /** After a node serves again, its interim owners keep their copies this long (warm-up source). */
-  warmupWindow: number;
   /** A `rejoining` register of another proxy older than this is taken over (its coordinator died). */
   takeoverAfter: number;
   /** Longest wait for peers to confirm the `rejoining` state before the rejoin is given up. */
@@ -43,15 +42,15 @@ const CHUNK = 1_000;
  *    peer holds that state (nobody writes its keys to the interim owners any more), the journals
  *    of all proxies are collected and those keys are deleted on the node, or it is flushed when
  *    any journal is incomplete, any peer cannot answer, or the node is new to the ring.
- * 3. `up`: the node serves; after the warm-up window, the copies its keys left on the interim
- *    owners are deleted, so that a later ejection cannot bring them back.
+ *    The same keys are deleted on the interim owners (or, after a flush, every other node is
+ *    swept for copies of the node's keys), so that a later ejection cannot serve them.
+ * 3. `up`: the node serves.
  */
 export class RoutingController {
   private readonly d: RoutingControllerDeps;
   private readonly running = new Map<string, Promise<void>>();
   /** Nodes that joined the ring (not returning): flushed before they serve. */
   private readonly joined = new Set<string>();
-  private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
 
   constructor(d: RoutingControllerDeps) {
@@ -111,11 +110,9 @@ export class RoutingController {
     return this.running.get(node)?.catch(() => {}) ?? Promise.resolve();
   }
 
-  /** Stop timers; rejoins under way finish or fail on closed connections. */
+  /** Stop taking part; rejoins under way finish or fail on closed connections. */
   close(): void {
     this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
   }
 
   private followHealth(snap: RingSnapshot): void {
@@ -167,7 +164,7 @@ export class RoutingController {
   }
 
   private async runRejoin(node: string, flushWhy?: string): Promise<void> {
-    const { membership, holder, log, journal } = this.d;
+    const { membership, holder, log, journal, metrics } = this.d;
     const t0 = performance.now();
     membership.setRouting(node, 'rejoining');
     const epoch = holder.current.version;
@@ -189,29 +186,35 @@ export class RoutingController {
       await this.d.ready(node);
       if (why !== undefined) {
         await this.d.exec.run(node, 'flushdb', (c) => c.flushdb('ASYNC'));
-        this.d.metrics.staleFlushes.inc({ node });
+        metrics.staleFlushes.inc({ node });
         log.warn({ node, why }, 'rejoin: flushed the node before it serves again');
+        // The other nodes hold the node's keys (written while it was out, or the keys it takes
+        // over when it joins): without a list, find them, and hand the newest back.
+        const swept = await this.sweep(node);
+        metrics.interimCleanups.inc({ result: 'swept' }, swept);
+        log.info({ node, keys: swept }, 'rejoin: swept its keys from the other nodes');
       } else if (keys.length > 0) {
-        for (let i = 0; i < keys.length; i += CHUNK) {
-          const chunk = keys.slice(i, i + CHUNK);
-          await this.d.exec.run(node, 'del', (c) => c.unlink(...chunk));
-        }
-        this.d.metrics.stalePurges.inc({ node }, keys.length);
+        // The newest value of each key is on its interim owner (nobody writes while fenced):
+        // hand it back to the node, or delete the node's old copy when there is none, and drop
+        // the interim copy so that a later ejection cannot serve it after newer writes.
+        const moved = await this.handBack(node, keys);
+        metrics.stalePurges.inc({ node }, keys.length);
+        metrics.interimCleanups.inc({ result: 'deleted' }, moved);
         log.info(
-          { node, keys: keys.length },
+          { node, keys: keys.length, handed_back: moved },
           'rejoin: purged the keys changed while the node was out',
         );
       }
       this.stillRejoining(node);
-      const interim = holder.current;
       membership.setRouting(node, 'up');
+      metrics.readds.inc({ node });
       this.joined.delete(node);
       log.info(
         { node, epoch: holder.current.version, ms: Math.round(performance.now() - t0) },
         'rejoin: the node serves again',
       );
-      this.later(() => this.cleanInterim(node, interim, why === undefined ? keys : undefined));
     } catch (e) {
+      metrics.interimCleanups.inc({ result: 'failed' });
       // Back to `out`: the interim owners still hold the newest values (nobody wrote while fenced).
       const rs = routingState(holder.current.doc, node);
       if (rs === 'rejoining' && holder.current.doc.routing[node]?.writer === membership.writer)
@@ -244,83 +247,154 @@ export class RoutingController {
     });
   }
 
-  private later(fn: () => Promise<void>): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      if (!this.closed) void fn();
-    }, this.d.warmupWindow);
-    t.unref();
-    this.timers.add(t);
-  }
-
-  /**
-   * Delete what `node`'s keys left on their interim owners while it was out (`keys` from the
-   * journals), or, when the journals were incomplete, every key an up node holds but does not
-   * own now (a SCAN of each). Runs after the warm-up window, which reads those copies.
-   */
-  private async cleanInterim(node: string, outView: RingSnapshot, keys?: string[]): Promise<void> {
-    const { exec, metrics, log, holder } = this.d;
-    const r = this.d.replicas;
-    try {
-      if (keys !== undefined) {
-        const byNode = new Map<string, string[]>();
-        const now = holder.current;
-        for (const k of keys) {
-          const was =
-            r === 1
-              ? [outView.ring.ownerExcluding(k, outView.excluded)]
-              : outView.ring.owners(k, r, outView.excluded);
-          const is = new Set(
-            r === 1
-              ? [now.ring.ownerExcluding(k, now.excluded)]
-              : now.ring.owners(k, r, now.excluded),
-          );
-          for (const n of was) {
-            if (n === undefined || is.has(n) || n === node) continue;
-            const list = byNode.get(n) ?? [];
-            list.push(k);
-            byNode.set(n, list);
-          }
-        }
-        let deleted = 0;
-        for (const [n, list] of byNode) {
-          for (let i = 0; i < list.length; i += CHUNK) {
-            await exec.run(n, 'del', (c) => c.unlink(...list.slice(i, i + CHUNK)));
-            deleted += Math.min(CHUNK, list.length - i);
-          }
-        }
-        metrics.interimCleanups.inc({ result: 'deleted' }, deleted);
-        if (deleted > 0) log.info({ node, keys: deleted }, 'rejoin: deleted the interim copies');
-        return;
-      }
-      const swept = await this.sweep(node);
-      metrics.interimCleanups.inc({ result: 'swept' }, swept);
-      log.info({ node, keys: swept }, 'rejoin: swept interim copies from the other nodes');
-    } catch (e) {
-      metrics.interimCleanups.inc({ result: 'failed' });
-      log.warn({ node, err: (e as Error).message }, 'rejoin: interim cleanup failed');
+  /** UNLINK `keys` on `node` in chunks. */
+  private async unlink(node: string, keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += CHUNK) {
+      const chunk = keys.slice(i, i + CHUNK);
+      await this.d.exec.run(node, 'del', (c) => c.unlink(...chunk));
     }
   }
 
-  /** SCAN every other serving node; delete the keys whose owners now include `node` but not it. */
+  /** The owners of `key` once `node` serves again (the current view with `node` not excluded). */
+  private ownersWhenUp(snap: RingSnapshot, node: string, key: string): string[] {
+    const ex = new Set(snap.excluded);
+    ex.delete(node);
+    const r = this.d.replicas;
+    if (r === 1) {
+      const o = snap.ring.ownerExcluding(key, ex);
+      return o === undefined ? [] : [o];
+    }
+    return snap.ring.owners(key, r, ex);
+  }
+
+  /** Where `key` is served while `node` is still out: the current view's owners. */
+  private interimOwners(snap: RingSnapshot, key: string): string[] {
+    const r = this.d.replicas;
+    if (r === 1) {
+      const o = snap.ring.ownerExcluding(key, snap.excluded);
+      return o === undefined ? [] : [o];
+    }
+    return snap.ring.owners(key, r, snap.excluded);
+  }
+
+  /**
+   * For each key: copy the newest value (from its first interim owner, with its remaining TTL)
+   * onto `node`, or delete it there when the interim owner has none; then delete the interim
+   * copies that are not owners once `node` serves. Returns the values handed back.
+   */
+  private async handBack(node: string, keys: readonly string[]): Promise<number> {
+    const { exec } = this.d;
+    const snap = this.d.holder.current;
+    const bySource = new Map<string, string[]>();
+    const drop = new Map<string, string[]>();
+    for (const k of keys) {
+      const interim = this.interimOwners(snap, k);
+      const after = new Set(this.ownersWhenUp(snap, node, k));
+      const src = interim[0] ?? '';
+      bySource.set(src, [...(bySource.get(src) ?? []), k]);
+      for (const n of interim)
+        if (n !== node && !after.has(n)) drop.set(n, [...(drop.get(n) ?? []), k]);
+    }
+    let handed = 0;
+    for (const [src, list] of bySource) {
+      for (let i = 0; i < list.length; i += CHUNK) {
+        const chunk = list.slice(i, i + CHUNK);
+        const found = src === '' ? chunk.map(() => null) : await this.readWithTtl(src, chunk);
+        await exec.run(node, 'pipeline', (c) => {
+          const pl = c.pipeline();
+          chunk.forEach((k, j) => {
+            const f = found[j];
+            if (!f) pl.unlink(k);
+            else if (f.pttl > 0) pl.set(k, f.value, 'PX', f.pttl);
+            else pl.set(k, f.value);
+          });
+          return execPipeline(pl);
+        });
+        handed += found.filter((f) => f).length;
+      }
+    }
+    for (const [n, list] of drop) await this.unlink(n, list);
+    this.journalAway(snap, node, keys);
+    return handed;
+  }
+
+  /**
+   * The keys changed owner and value: every other node that is away now may hold an older copy
+   * from a time it served them, so each must purge them before it serves again.
+   */
+  private journalAway(snap: RingSnapshot, node: string, keys: readonly string[]): void {
+    for (const w of snap.away) {
+      if (w === node) continue;
+      for (const k of keys) this.d.journal.record(w, k);
+    }
+  }
+
+  /** Values and remaining TTLs of `keys` on `node` (null where absent). */
+  private async readWithTtl(
+    node: string,
+    keys: readonly string[],
+  ): Promise<({ value: string; pttl: number } | null)[]> {
+    const res = await this.d.exec.run(node, 'pipeline', (c) => {
+      const pl = c.pipeline();
+      for (const k of keys) {
+        pl.get(k);
+        pl.pttl(k);
+      }
+      return execPipeline(pl);
+    });
+    return keys.map((_, j) => {
+      const [ge, v] = res[2 * j] ?? [null, null];
+      const [te, t] = res[2 * j + 1] ?? [null, -2];
+      if (ge || te || typeof v !== 'string' || (t as number) === -2) return null;
+      return { value: v, pttl: t as number };
+    });
+  }
+
+  /**
+   * SCAN every other serving node for the keys `node` will own but that node will not (copies
+   * left there while `node` was out, or the keys it takes over when it joins): the copy a node
+   * serves now is handed to `node`, then every such copy is deleted. Progress is logged every
+   * 100,000 keys scanned.
+   */
   private async sweep(node: string): Promise<number> {
-    const { exec, holder, router } = this.d;
+    const { exec, holder, log } = this.d;
     let deleted = 0;
-    for (const n of holder.current.ring.nodes.map((x) => x.id)) {
-      if (n === node || holder.current.excluded.has(n)) continue;
+    let scanned = 0;
+    const snap = holder.current;
+    for (const n of snap.ring.nodes.map((x) => x.id)) {
+      if (n === node || snap.excluded.has(n)) continue;
       let cursor = '0';
       do {
-        const [next, batch] = await exec.run(n, 'scan', (c) => c.scan(cursor, 'COUNT', 500));
+        this.stillRejoining(node);
+        const [next, batch] = await exec.run(n, 'scan', (c) => c.scan(cursor, 'COUNT', 1_000));
         cursor = next;
-        if (this.closed) return deleted;
         const orphans = batch.filter((k) => {
-          const o = router.owners(k);
+          const o = this.ownersWhenUp(snap, node, k);
           return o.includes(node) && !o.includes(n);
         });
+        // Where a node serves the key now, its copy is the newest: hand it over first.
+        const newest = orphans.filter((k) => this.interimOwners(snap, k)[0] === n);
+        if (newest.length > 0) {
+          const found = await this.readWithTtl(n, newest);
+          await exec.run(node, 'pipeline', (c) => {
+            const pl = c.pipeline();
+            newest.forEach((k, j) => {
+              const f = found[j];
+              if (f && f.pttl > 0) pl.set(k, f.value, 'PX', f.pttl);
+              else if (f) pl.set(k, f.value);
+            });
+            return execPipeline(pl);
+          });
+        }
         if (orphans.length > 0) {
           await exec.run(n, 'del', (c) => c.unlink(...orphans));
+          this.journalAway(snap, node, orphans);
           deleted += orphans.length;
         }
+        const before = scanned;
+        scanned += batch.length;
+        if (Math.floor(scanned / 100_000) > Math.floor(before / 100_000))
+          log.info({ node, scanned, deleted, at: n }, 'rejoin: sweeping the other nodes');
       } while (cursor !== '0');
     }
     return deleted;
