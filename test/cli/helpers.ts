@@ -2,9 +2,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
-  freePort,
+  CI_SAFE_ENV,
+  PROXY_MAIN,
   type RedisCluster,
-  startProcess,
+  spawnProxy,
   startRedisCluster,
   type TestProcess,
 } from '@dcache/test-utils';
@@ -13,10 +14,7 @@ import {
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The built `dcache` binary. */
 export const BIN = fileURLToPath(new URL('../../packages/cli/dist/bin.js', import.meta.url));
-/** The built proxy entry point. */
-export const PROXY_MAIN = fileURLToPath(
-  new URL('../../packages/proxy/dist/main.js', import.meta.url),
-);
+export { PROXY_MAIN };
 /** The admin token fixtures use. */
 export const TOKEN = 'cli-admin-token';
 
@@ -107,24 +105,10 @@ export async function startProxy(n = 3, env: Record<string, string> = {}): Promi
   if (!existsSync(PROXY_MAIN))
     throw new Error(`${PROXY_MAIN} is missing: run \`npx turbo run build\` first`);
   const cluster = await startRedisCluster(n);
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const proc = await startProcess('node', [PROXY_MAIN], {
-    env: {
-      DC_CACHE_ADDRESSES: cluster.addressList,
-      DC_SERVER_HOST: '127.0.0.1',
-      DC_SERVER_PORT: String(port),
-      DC_ADMIN_TOKEN: TOKEN,
-      DC_LOGGER_LEVEL: 'warn',
-      // CI runs on 2 busy cores: no Redis timeout or ejection from load alone (tests override).
-      DC_CACHE_COMMAND_TIMEOUT: '5s',
-      DC_HEALTH_INTERVAL: '2s',
-      DC_HEALTH_TIMEOUT: '2s',
-      DC_HEALTH_FAILURE_THRESHOLD: '5',
-      ...env,
-    },
-    readyUrl: `${url}/health`,
-  });
+  const { url, proc } = await spawnProxy(
+    { DC_CACHE_ADDRESSES: cluster.addressList, DC_ADMIN_TOKEN: TOKEN, ...CI_SAFE_ENV, ...env },
+    { readyPath: '/health' },
+  );
   return {
     url,
     cluster,

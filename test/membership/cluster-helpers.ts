@@ -1,9 +1,8 @@
 /** Helpers for multi-process membership tests: proxies run as `node packages/proxy/dist/main.js`. */
-import { fileURLToPath } from 'node:url';
-import { startProcess, type TestProcess } from '@dcache/test-utils';
+import { PROXY_MAIN, spawnProxy, type TestProcess } from '@dcache/test-utils';
 
 /** The built proxy entry point. */
-export const MAIN_JS = fileURLToPath(new URL('../../packages/proxy/dist/main.js', import.meta.url));
+export const MAIN_JS = PROXY_MAIN;
 
 /** One proxy process and how to restart it with the same settings. */
 export interface ProxyProc {
@@ -15,7 +14,7 @@ export interface ProxyProc {
   restart(): Promise<void>;
 }
 
-/** Start a proxy process listening on `port` and wait until /health/live answers. */
+/** Start a proxy process listening on `port` and wait until /health/ready answers. */
 export async function startProxyProcess(
   name: string,
   port: number,
@@ -23,20 +22,14 @@ export async function startProxyProcess(
 ): Promise<ProxyProc> {
   const url = `http://127.0.0.1:${port}`;
   const fullEnv: Record<string, string> = {
-    DC_SERVER_HOST: '127.0.0.1',
-    DC_SERVER_PORT: String(port),
     DC_CLUSTER_NODE_ID: name,
     DC_CLUSTER_ADVERTISE_URL: url,
     // info: the membership log lines give the time each proxy applied a change.
     DC_LOGGER_LEVEL: 'info',
     ...env,
   };
-  const launch = () =>
-    startProcess('node', [MAIN_JS], {
-      env: fullEnv,
-      readyUrl: `${url}/health/live`,
-      readyTimeout: 30_000,
-    });
+  // Ready, not just live: a peered proxy serves once it met its peers (or found them down).
+  const launch = async () => (await spawnProxy(fullEnv, { port, readyPath: '/health/ready' })).proc;
   const p: ProxyProc = {
     name,
     url,

@@ -1,16 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, ERRORS, type ErrorCode } from '@dcache/proxy';
-import { freePort, startProcess, type TestProcess } from '@dcache/test-utils';
+import { FAST_HEALTH, PROXY_MAIN, spawnProxy, type TestProcess } from '@dcache/test-utils';
+
+export { FAST_HEALTH, PROXY_MAIN };
 
 /** True in the long form (`npm run test:soak` sets DC_SOAK=1). */
 export const SOAK = process.env.DC_SOAK === '1';
-
-/** The built proxy entry point (`npx turbo run build` first). */
-export const PROXY_MAIN = fileURLToPath(
-  new URL('../../packages/proxy/dist/main.js', import.meta.url),
-);
 
 /** The admin and cluster tokens the suite configures (distinct, long, easy to grep for). */
 export const ADMIN_TOKEN = 'adm-7f3c1e9a2b4d6f8091a3c5e7d9b1f3a5';
@@ -31,22 +27,9 @@ export async function startProxy(
   env: Record<string, string>,
   opts: { port?: number; readyTimeout?: number } = {},
 ): Promise<ProxyProcess> {
-  const port = opts.port ?? (await freePort());
-  const full: Record<string, string> = {
-    DC_CONFIG: '',
-    DC_SERVER_HOST: '127.0.0.1',
-    DC_LOGGER_LEVEL: 'warn',
-    ...env,
-    DC_SERVER_PORT: String(port),
-  };
-  const url = `http://127.0.0.1:${port}`;
-  const proc = await startProcess(process.execPath, [PROXY_MAIN], {
-    env: full,
-    readyUrl: `${url}/health/live`,
-    readyTimeout: opts.readyTimeout ?? 30_000,
-  });
-  if (proc.pid === undefined) throw new Error('proxy process has no pid');
-  return { proc, port, url, pid: proc.pid, env: full };
+  const p = await spawnProxy(env, opts);
+  if (p.proc.pid === undefined) throw new Error('proxy process has no pid');
+  return { ...p, pid: p.proc.pid };
 }
 
 /** Resident set size of a process in bytes (VmRSS of /proc/<pid>/status). */
@@ -272,17 +255,6 @@ export function pct(xs: readonly number[], p: number): number {
 export function report(name: string, figures: Record<string, unknown>): void {
   console.log(`[reliability:${name}] ${JSON.stringify(figures)}`);
 }
-
-/** Health settings for fault cases: fast probes, so ejection and re-add take a second or two. */
-export const FAST_HEALTH: Record<string, string> = {
-  DC_HEALTH_INTERVAL: '200ms',
-  DC_HEALTH_TIMEOUT: '150ms',
-  DC_HEALTH_FAILURE_THRESHOLD: '3',
-  DC_HEALTH_SUCCESS_THRESHOLD: '2',
-  DC_HEALTH_RETRY_INTERVAL: '300ms',
-  DC_CACHE_COMMAND_TIMEOUT: '500ms',
-  DC_CACHE_CONNECT_TIMEOUT: '500ms',
-};
 
 /** Whether the proxy at `url` currently serves node `id` (its /health view). */
 export async function nodeServing(url: string, id: string): Promise<boolean> {

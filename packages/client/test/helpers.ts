@@ -1,17 +1,16 @@
 import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import {
-  freePort,
+  CI_SAFE_ENV,
+  PROXY_MAIN,
   type RedisCluster,
-  startProcess,
+  spawnProxy,
   startRedisCluster,
   type TestProcess,
 } from '@dcache/test-utils';
 
-/** The built proxy entry point (`npx turbo run build` first). */
-export const PROXY_MAIN = fileURLToPath(new URL('../../proxy/dist/main.js', import.meta.url));
+export { PROXY_MAIN };
 
 /** A real proxy process over real redis-servers. */
 export interface ProxyFixture {
@@ -30,24 +29,15 @@ export async function startProxy(
   if (!existsSync(PROXY_MAIN))
     throw new Error(`${PROXY_MAIN} is missing: run \`npx turbo run build\` first`);
   const cluster = await startRedisCluster(nodes);
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const proc = await startProcess('node', [PROXY_MAIN], {
-    env: {
+  const { url, port, proc } = await spawnProxy(
+    {
       DC_CACHE_ADDRESSES: cluster.addressList,
-      DC_SERVER_HOST: '127.0.0.1',
-      DC_SERVER_PORT: String(port),
       DC_ADMIN_TOKEN: 'admin-secret',
-      DC_LOGGER_LEVEL: 'warn',
-      // CI runs on 2 busy cores: no Redis timeout or ejection from load alone (tests override).
-      DC_CACHE_COMMAND_TIMEOUT: '5s',
-      DC_HEALTH_INTERVAL: '2s',
-      DC_HEALTH_TIMEOUT: '2s',
-      DC_HEALTH_FAILURE_THRESHOLD: '5',
+      ...CI_SAFE_ENV,
       ...env,
     },
-    readyUrl: `${url}/health`,
-  });
+    { readyPath: '/health' },
+  );
   return {
     url,
     port,

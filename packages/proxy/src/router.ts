@@ -38,7 +38,7 @@ export class Router {
   private pending: RingSnapshot[] = [];
   /** performance.now() until which this proxy's view is known fresh (Infinity: no peers). */
   private leaseUntil = Number.POSITIVE_INFINITY;
-  /** Some key may be fenced: pending views, a lease, or a rejoining node. */
+  /** Some key may be fenced by pending views or a lease (rejoining nodes: on the snapshot). */
   private guarded = false;
 
   constructor(holder: MembershipHolder, replicas: number, warmupWindow: number) {
@@ -106,12 +106,8 @@ export class Router {
     return this.pending.length > 0 ? 'unconfirmed' : undefined;
   }
 
-  /** Call when the snapshot changed (rejoining nodes). */
-  refreshGuard(): void {
-    this.guarded =
-      this.pending.length > 0 ||
-      this.leaseUntil !== Number.POSITIVE_INFINITY ||
-      this.holder.current.rejoining.size > 0;
+  private refreshGuard(): void {
+    this.guarded = this.pending.length > 0 || this.leaseUntil !== Number.POSITIVE_INFINITY;
   }
 
   /** Milliseconds left of the warm-up window (0 outside one). */
@@ -132,7 +128,7 @@ export class Router {
     const ring = s.ring;
     if (ring.size === 0) return undefined;
     const o = s.excluded.size === 0 ? ring.owner(key) : ring.ownerExcluding(key, s.excluded);
-    if (!this.guarded || o === undefined) return o;
+    if (o === undefined || (!this.guarded && s.rejoining.size === 0)) return o;
     return this.fenced(key, s, (v) => primaryIn(v, key)) ? FENCED : o;
   }
 
@@ -145,7 +141,7 @@ export class Router {
     const s = this.holder.current;
     if (s.ring.size === 0) return [];
     const o = s.ring.owners(key, this.replicas, s.excluded);
-    if (!this.guarded || o.length === 0) return o;
+    if (o.length === 0 || (!this.guarded && s.rejoining.size === 0)) return o;
     const same = (v: RingSnapshot) => v.ring.owners(key, this.replicas, v.excluded).join('\n');
     return this.fenced(key, s, same) ? [FENCED] : o;
   }

@@ -189,7 +189,7 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
         router.hold(prev);
         unconfirmedSince ??= performance.now();
       }
-    } else router.refreshGuard();
+    }
     peers?.changed(c.origin);
     followMembership(next);
     routing.follow(c);

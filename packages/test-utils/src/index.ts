@@ -3,11 +3,16 @@ export { dockerAvailable, type RedisContainerHandle, startRedisContainer } from 
 export { freePort } from './ports.js';
 export { type ProcessOptions, startProcess, type TestProcess } from './process.js';
 export {
+  CI_SAFE_ENV,
   CLUSTER_TEST_ENV,
   type ClusterProxy,
+  FAST_HEALTH,
   PROXY_MAIN,
   type ProxyCluster,
   type ProxyClusterOptions,
+  type SpawnedProxy,
+  type SpawnProxyOptions,
+  spawnProxy,
   startProxyCluster,
 } from './proxy-cluster.js';
 export {

@@ -16,6 +16,69 @@ export const CLUSTER_TEST_ENV: Readonly<Record<string, string>> = {
   DC_CLUSTER_SYNC_INTERVAL: '200ms',
 };
 
+/** CI runs on 2 busy cores: no Redis timeout or ejection from load alone (tests override). */
+export const CI_SAFE_ENV: Readonly<Record<string, string>> = {
+  DC_CACHE_COMMAND_TIMEOUT: '5s',
+  DC_HEALTH_INTERVAL: '2s',
+  DC_HEALTH_TIMEOUT: '2s',
+  DC_HEALTH_FAILURE_THRESHOLD: '5',
+};
+
+/** Health settings for fault tests: fast probes, so ejection and re-add take a second or two. */
+export const FAST_HEALTH: Readonly<Record<string, string>> = {
+  DC_HEALTH_INTERVAL: '200ms',
+  DC_HEALTH_TIMEOUT: '150ms',
+  DC_HEALTH_FAILURE_THRESHOLD: '3',
+  DC_HEALTH_SUCCESS_THRESHOLD: '2',
+  DC_HEALTH_RETRY_INTERVAL: '300ms',
+  DC_CACHE_COMMAND_TIMEOUT: '500ms',
+  DC_CACHE_CONNECT_TIMEOUT: '500ms',
+};
+
+/** A proxy process on a loopback port. */
+export interface SpawnedProxy {
+  proc: TestProcess;
+  port: number;
+  url: string;
+  env: Record<string, string>;
+}
+
+/** Options of `spawnProxy`. */
+export interface SpawnProxyOptions {
+  /** Port (default a free one). */
+  port?: number;
+  /** Entry point (default this repository's built proxy). */
+  main?: string;
+  /** Path answered before it counts as started (default /health/live). */
+  readyPath?: string;
+  readyTimeout?: number;
+}
+
+/**
+ * Start one proxy process (`node packages/proxy/dist/main.js`) from DC_* settings on 127.0.0.1;
+ * resolves when `readyPath` answers. The one launcher every process test goes through.
+ */
+export async function spawnProxy(
+  env: Record<string, string>,
+  opts: SpawnProxyOptions = {},
+): Promise<SpawnedProxy> {
+  const port = opts.port ?? (await freePort());
+  const url = `http://127.0.0.1:${port}`;
+  const full: Record<string, string> = {
+    DC_CONFIG: '',
+    DC_SERVER_HOST: '127.0.0.1',
+    DC_LOGGER_LEVEL: 'warn',
+    ...env,
+    DC_SERVER_PORT: String(port),
+  };
+  const proc = await startProcess(process.execPath, [opts.main ?? PROXY_MAIN], {
+    env: full,
+    readyUrl: `${url}${opts.readyPath ?? '/health/live'}`,
+    readyTimeout: opts.readyTimeout ?? 30_000,
+  });
+  return { proc, port, url, env: full };
+}
+
 /** One proxy process of a cluster: stop, kill, pause and restart it with the same settings. */
 export interface ClusterProxy {
   readonly name: string;
@@ -83,8 +146,7 @@ export async function startProxyCluster(opts: ProxyClusterOptions): Promise<Prox
       ...opts.env,
       ...opts.envOf?.(i),
     };
-    const launch = () =>
-      startProcess('node', [main], { env, readyUrl: `${url}/health/live`, readyTimeout: 30_000 });
+    const launch = () => spawnProxy(env, { port: ports[i] as number, main }).then((p) => p.proc);
     return launch().then((first) => {
       let proc = first;
       let before = '';

@@ -38,9 +38,9 @@ export interface PeerSyncOptions {
   /** Most peers kept (configured + learned). */
   maxPeers?: number;
   /**
-   * How long this proxy's view counts as fresh after the last exchange outcome with every peer
-   * (ms; default timeout + 3 × interval). A peer not heard from successfully for this long is
-   * not waited for when a routing change is confirmed; it has fenced its own keys by then.
+   * A peer not heard from successfully for this long is not waited for when a routing change is
+   * confirmed (ms; default 2 × timeout + 4 × interval). It has fenced its own keys by then: a
+   * proxy whose event loop stood still for half of it re-syncs with every peer before serving.
    */
   lease?: number;
 }
@@ -109,8 +109,14 @@ export class PeerSync {
   private readonly shareWindow: number;
   private readonly maxPeers: number;
   private readonly placement: string | undefined;
-  /** Freshness of this proxy's view after an exchange outcome (ms). */
+  /** How long peers wait for a silent peer before counting it gone (ms). */
   readonly lease: number;
+  /** A stall of the event loop this long means: re-sync with every peer before serving (ms). */
+  readonly pauseLimit: number;
+  /** performance.now() since which every peer must have had an exchange outcome (a re-sync). */
+  private resyncFrom = performance.now();
+  private lastTick = performance.now();
+  private ticker: NodeJS.Timeout | undefined;
   private readonly peers = new Map<string, PeerState>();
   /** URLs that turned out to be this proxy or another URL of a known peer. */
   private readonly ignored = new Set<string>();
@@ -134,7 +140,8 @@ export class PeerSync {
     this.shareWindow = opts.shareWindow ?? Math.max(60_000, 10 * opts.interval);
     this.maxPeers = opts.maxPeers ?? MAX_PEER_URLS;
     this.placement = opts.placement;
-    this.lease = opts.lease ?? this.timeout + 3 * opts.interval;
+    this.lease = opts.lease ?? 2 * this.timeout + 4 * opts.interval;
+    this.pauseLimit = this.lease / 2;
     for (const s of opts.seeds) {
       const url = normalizePeerUrl(s);
       // Seeds start without an outcome: this proxy's view is not fresh until it met them.
@@ -172,15 +179,30 @@ export class PeerSync {
   }
 
   /**
-   * Until when (performance.now()) this proxy's view is fresh: the oldest outcome + 3/4 of the
-   * lease. Shorter than the lease its peers wait for it, by a margin for the time a reply travels:
-   * a paused proxy has fenced itself before its peers stop counting it.
+   * Until when (performance.now()) this proxy may serve with its view: -Infinity while it
+   * re-syncs (after start, or after its event loop stood still longer than `pauseLimit`: it was
+   * paused, and peers may have stopped waiting for it), else a little past the last tick.
    */
   leaseUntil(): number {
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const p of this.peers.values()) oldest = Math.min(oldest, p.lastOutcomeMono);
-    return oldest === Number.POSITIVE_INFINITY ? oldest : oldest + 0.75 * this.lease;
+    for (const p of this.peers.values())
+      if (p.lastOutcomeMono < this.resyncFrom) return Number.NEGATIVE_INFINITY;
+    return this.peers.size === 0 ? Number.POSITIVE_INFINITY : this.lastTick + this.pauseLimit;
   }
+
+  /** Watch the event loop: a stall past `pauseLimit` starts a re-sync with every peer. */
+  private watch = (): void => {
+    const now = performance.now();
+    if (now - this.lastTick > this.pauseLimit) {
+      this.resyncFrom = now;
+      this.log.warn(
+        { stalled_ms: Math.round(now - this.lastTick) },
+        'event loop stood still (paused?): re-syncing with every peer before serving',
+      );
+      for (const p of this.peers.values()) if (!p.busy && !p.pushing) void this.antiEntropy(p);
+    }
+    this.lastTick = now;
+    this.onPeerState();
+  };
 
   /**
    * Ask every reachable peer which keys it changed while `node` was out (the node's routing is
@@ -232,6 +254,9 @@ export class PeerSync {
     this.selfUrl = self;
     if (self) this.markIgnored(self, 'this proxy');
     this.running = true;
+    this.lastTick = performance.now();
+    this.ticker = setInterval(this.watch, Math.min(100, this.pauseLimit / 4));
+    this.ticker.unref();
     // First round soon after start, so peers are met (and learned) without waiting an interval.
     this.schedule(Math.random() * Math.min(100, this.interval / 5));
   }
@@ -241,6 +266,7 @@ export class PeerSync {
     this.stopped = true;
     this.running = false;
     clearTimeout(this.timer);
+    clearInterval(this.ticker);
     await Promise.all([...this.peers.values()].map((p) => p.client.destroy()));
   }
 
@@ -391,12 +417,13 @@ export class PeerSync {
     let attempt = 0;
     while (p.pushDirty && !this.stopped && this.peers.get(p.url) === p) {
       p.pushDirty = false;
+      const sent = performance.now();
       try {
         await this.sendDoc(p);
-        this.ok(p, 'push');
+        this.ok(p, 'push', sent);
         attempt = 0;
       } catch (e) {
-        this.fail(p, 'push', e);
+        this.fail(p, 'push', e, sent);
         attempt++;
         if (attempt >= this.pushAttempts) return; // anti-entropy takes over
         p.pushDirty = true;
@@ -409,6 +436,7 @@ export class PeerSync {
   private async antiEntropy(p: PeerState): Promise<void> {
     if (p.busy || this.stopped) return;
     p.busy = true;
+    const sent = performance.now();
     try {
       const mine = this.manager.current;
       const raw = await p.client.call('POST', PATHS.digest, {
@@ -422,9 +450,9 @@ export class PeerSync {
       } else {
         await this.sendDoc(p);
       }
-      this.ok(p, 'pull');
+      this.ok(p, 'pull', sent);
     } catch (e) {
-      this.fail(p, 'pull', e);
+      this.fail(p, 'pull', e, sent);
     } finally {
       p.busy = false;
     }
@@ -494,21 +522,35 @@ export class PeerSync {
     }
   }
 
-  private ok(p: PeerState, kind: 'push' | 'pull'): void {
+  /**
+   * An exchange that began at `sent` (performance.now()) succeeded. Freshness counts from when the
+   * call was sent, not when its answer was read: a reply read after this process was paused
+   * says nothing about what the peer did during the pause.
+   */
+  private ok(p: PeerState, kind: 'push' | 'pull', sent: number): void {
     const now = Date.now();
     if (p.failures > 0) this.log.info({ peer: p.url, kind }, 'peer sync works again');
-    p.lastOkMono = p.lastOutcomeMono = performance.now();
+    p.lastOkMono = Math.max(p.lastOkMono, sent);
+    p.lastOutcomeMono = Math.max(p.lastOutcomeMono, sent);
     p.lastSuccess = now;
     p.failures = 0;
     p.lastError = undefined;
     this.metrics.peerSyncOk(p.url, kind, now);
     this.onPeerState();
+    this.resync();
   }
 
-  private fail(p: PeerState, kind: 'push' | 'pull', e: unknown): void {
+  /** During a re-sync, start a round with every peer not yet met since it began. */
+  private resync(): void {
+    if (!this.running) return;
+    for (const p of this.peers.values())
+      if (p.lastOutcomeMono < this.resyncFrom && !p.busy && !p.pushing) void this.antiEntropy(p);
+  }
+
+  private fail(p: PeerState, kind: 'push' | 'pull', e: unknown, sent: number): void {
     if (this.stopped || this.peers.get(p.url) !== p) return;
     const message = e instanceof PeerError || e instanceof Error ? e.message : String(e);
-    p.lastOutcomeMono = performance.now();
+    p.lastOutcomeMono = Math.max(p.lastOutcomeMono, sent);
     p.failures++;
     p.failuresTotal++;
     p.lastError = message;
@@ -518,6 +560,7 @@ export class PeerSync {
       this.log.warn({ peer: p.url, kind, failures: p.failures, err: message }, 'peer sync failed');
     }
     this.onPeerState();
+    this.resync();
   }
 }
 
