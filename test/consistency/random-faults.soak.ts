@@ -4,6 +4,9 @@
  * for DC_SOAK_MINUTES (default 5). Prints reads, stale, misses and errors per kind of fault; every
  * kind must show 0 stale reads.
  */
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startProxyCluster, startRedisCluster } from '@dcache/test-utils';
 import { afterAll, expect, it } from 'vitest';
 import { keysOwnedBy, pause, waitAgree, waitRouting } from './cluster.js';
@@ -57,6 +60,7 @@ it(`random faults for ${MINUTES} min: 0 stale reads`, {
     'sigstop short': async () => {
       const n = pick(redis.nodes);
       n.stop();
+      w.event(`stopped ${n.address}`);
       await pause(300 + Math.random() * 1_500);
       n.cont();
       await waitRouting(urls, n.address, 'up');
@@ -75,6 +79,7 @@ it(`random faults for ${MINUTES} min: 0 stale reads`, {
     'sigstop long': async () => {
       const n = pick(redis.nodes);
       n.stop();
+      w.event(`stopped ${n.address}`);
       await waitRouting(urls, n.address, 'out');
       await pause(Math.random() * 2_000);
       n.cont();
@@ -82,6 +87,7 @@ it(`random faults for ${MINUTES} min: 0 stale reads`, {
     },
     'drain activate': async () => {
       const n = pick(redis.nodes);
+      w.event(`drain ${n.address}`);
       const id = encodeURIComponent(n.address);
       await admin(pick(urls), 'PATCH', `/api/v1/ring/nodes/${id}`, { state: 'draining' });
       await waitRouting(urls, n.address, 'up', 'draining');
@@ -91,6 +97,7 @@ it(`random faults for ${MINUTES} min: 0 stale reads`, {
     },
     'remove add': async () => {
       const n = pick(redis.nodes);
+      w.event(`remove ${n.address}`);
       await admin(pick(urls), 'DELETE', `/api/v1/ring/nodes/${encodeURIComponent(n.address)}`);
       await waitRouting(urls, n.address, undefined);
       await pause(Math.random() * 1_500);
@@ -99,6 +106,7 @@ it(`random faults for ${MINUTES} min: 0 stale reads`, {
     },
     'proxy restart': async () => {
       const p = pick(cluster.proxies);
+      w.event(`restart ${p.name}`);
       await p.stop();
       await pause(Math.random() * 1_000);
       await p.restart();
@@ -107,6 +115,7 @@ it(`random faults for ${MINUTES} min: 0 stale reads`, {
     'proxy sigstop': async () => {
       const p = pick(cluster.proxies);
       p.pause();
+      w.event(`paused ${p.name}`);
       await pause(500 + Math.random() * 3_000);
       p.resume();
       await waitAgree(urls);
@@ -133,15 +142,27 @@ it(`random faults for ${MINUTES} min: 0 stale reads`, {
   );
   for (const st of r.stale.slice(0, 5)) console.log(`[soak] ${explain(w, st)}`);
   if (r.stale.length > 0) {
-    const at = r.stale[0]?.at ?? 0;
+    // The proxies' own account of the seconds around the first stale read, and their whole logs.
+    const first = r.stale[0]!;
+    const wrote = w.ops.find(
+      (o) => o.key === first.key && o.kind === 'put' && o.seq === first.read,
+    );
+    const from = w.epoch + Math.min(first.at, wrote?.start ?? first.at) - 1_500;
+    const to = w.epoch + first.at + 1_500;
     for (const p of cluster.proxies) {
-      const lines = p
-        .output()
+      const out = p.output();
+      const file = join(tmpdir(), `dcache-soak-${p.name}.log`);
+      writeFileSync(file, out);
+      const lines = out
         .split('\n')
-        .filter((l) => /ring changed|rejoin|breaker/.test(l))
-        .slice(-40);
+        .filter((l) => /ring changed|rejoin:|breaker|stood still|taken out/.test(l))
+        .filter((l) => {
+          const t = Number(/"time":(\d+)/.exec(l)?.[1] ?? 0);
+          return t >= from && t <= to;
+        })
+        .slice(-80);
       console.log(
-        `[soak] ${p.name} (stale read at +${at} ms of the workload):\n${lines.join('\n')}`,
+        `[soak] ${p.name} around the first stale read (full log: ${file}):\n${lines.join('\n')}`,
       );
     }
   }

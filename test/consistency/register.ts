@@ -22,6 +22,8 @@ export interface Op {
   /** HTTP status (0: no answer) and error code of a failed call. */
   status?: number;
   code?: string;
+  /** The routing epoch the proxy answered with (X-Ring-Version). */
+  epoch?: number;
 }
 
 /** Counts for one phase of a scenario. */
@@ -53,7 +55,7 @@ async function http(
   url: string,
   method: string,
   body?: unknown,
-): Promise<{ status: number; text: string }> {
+): Promise<{ status: number; text: string; epoch?: number }> {
   try {
     const r = await request(url, {
       method: method as 'GET',
@@ -64,7 +66,12 @@ async function http(
       bodyTimeout: 5_000,
       dispatcher: agent,
     });
-    return { status: r.statusCode, text: await r.body.text() };
+    const v = Number(r.headers['x-ring-version']);
+    return {
+      status: r.statusCode,
+      text: await r.body.text(),
+      ...(Number.isFinite(v) ? { epoch: v } : {}),
+    };
   } catch {
     return { status: 0, text: '' };
   }
@@ -164,7 +171,18 @@ export class Workload {
       let seq: number | undefined;
       if (res.status === 200) seq = (JSON.parse(res.text) as { value: number }).value;
       const ok = res.status === 200 || res.status === 404;
-      this.ops.push({ kind: 'get', key, seq, ok, start, end, proxy, phase, ...failure(res) });
+      this.ops.push({
+        kind: 'get',
+        key,
+        seq,
+        ok,
+        start,
+        end,
+        proxy,
+        phase,
+        ...failure(res),
+        ...(res.epoch === undefined ? {} : { epoch: res.epoch }),
+      });
       if (!ok) await pause(5);
     }
   }
@@ -250,14 +268,20 @@ export function check(ops: readonly Op[]): {
 }
 
 /** What happened around a stale read: the key's calls and the scenario's steps near it. */
-export function explain(w: Workload, s: StaleRead, spanMs = 3_000): string {
+export function explain(w: Workload, s: StaleRead, spanMs = 1_500, eventSpanMs = 15_000): string {
   const near = (t: number) => Math.abs(t - s.at) <= spanMs;
   const calls = w.ops
     .filter((o) => o.key === s.key && (near(o.start) || near(o.end)))
     .map(
       (o) =>
-        `${Math.round(o.start)}-${Math.round(o.end)} p${o.proxy} ${o.kind} ${o.seq ?? '-'}${o.ok ? '' : ` ${o.code}`}`,
+        `${Math.round(o.start)}-${Math.round(o.end)} p${o.proxy}@${o.epoch ?? '?'} ${o.kind} ${o.seq ?? '-'}${o.ok ? '' : ` ${o.code}`}`,
     );
-  const events = w.events.filter((e) => near(e.at)).map((e) => `${e.at} ${e.what}`);
-  return `stale read of ${s.key} (${s.read} < ${s.newest_acked}) through p${s.proxy} at ${s.at} (epoch ${w.epoch + s.at})\n  events: ${events.join(' | ')}\n  calls: ${calls.join(' | ')}`;
+  const source = w.ops.find((o) => o.key === s.key && o.kind === 'put' && o.seq === s.read);
+  const wrote = source
+    ? `${Math.round(source.start)}-${Math.round(source.end)} p${source.proxy}@${source.epoch ?? '?'} ${source.ok ? 'ok' : source.code}`
+    : 'not found';
+  const events = w.events
+    .filter((e) => Math.abs(e.at - s.at) <= eventSpanMs)
+    .map((e) => `${e.at} ${e.what}`);
+  return `stale read of ${s.key} (${s.read} < ${s.newest_acked}) through p${s.proxy} at ${s.at} (epoch ${w.epoch + s.at}); ${s.read} was written ${wrote}\n  events: ${events.join(' | ')}\n  calls: ${calls.join(' | ')}`;
 }

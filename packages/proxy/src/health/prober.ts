@@ -1,3 +1,4 @@
+import { STALL_MS } from '../upstream/executor.js';
 import type { NodePool } from '../upstream/node-pool.js';
 import type { HealthTracker } from './health-tracker.js';
 
@@ -75,8 +76,11 @@ export class Prober {
       this.opts.onProbe?.(id, secs);
       this.health.success(id, true);
     } catch (e) {
-      this.opts.onProbe?.(id, (performance.now() - start) / 1_000, e);
-      this.health.failure(id, `probe: ${(e as Error).message}`);
+      const took = performance.now() - start;
+      this.opts.onProbe?.(id, took / 1_000, e);
+      // A timeout that fired far too late: this process stood still, not the node.
+      if (took - this.opts.timeout <= STALL_MS)
+        this.health.failure(id, `probe: ${(e as Error).message}`);
     } finally {
       clearTimeout(timer);
       this.inflight.delete(id);

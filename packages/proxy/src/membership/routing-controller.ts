@@ -69,6 +69,12 @@ export class RoutingController {
     const snap = this.d.holder.current;
     if (snap.members.get(node)?.state !== 'active') return;
     if (routingState(snap.doc, node) !== 'up') return;
+    // Never the last node that serves: one proxy's view (a partition from the nodes, a stall)
+    // must not leave the whole cluster with no node; requests to it fail on their own then.
+    if (snap.ring.size - snap.excluded.size <= 1) {
+      this.d.log.warn({ node, reason }, 'not taking out the last serving node');
+      return;
+    }
     if (this.d.membership.setRouting(node, 'out'))
       this.d.log.warn(
         { node, reason, epoch: this.d.holder.current.version },
@@ -88,6 +94,8 @@ export class RoutingController {
         if (nowAway) this.d.journal.incomplete(id);
       } else if (nowAway && !wasAway) this.d.journal.discard(id);
       else if (!nowAway && wasAway) this.d.journal.discard(id);
+      // Joined and served since: a later return is an ordinary one (journal, no flush).
+      if (!nowAway) this.joined.delete(id);
     }
     for (const id of prev.members.keys()) {
       if (!next.members.has(id)) {
@@ -166,11 +174,24 @@ export class RoutingController {
   private async runRejoin(node: string, flushWhy?: string): Promise<void> {
     const { membership, holder, log, journal, metrics } = this.d;
     const t0 = performance.now();
+    // (The check and the change run in one turn: no other rejoin can start in between here.)
+    const other = [...holder.current.rejoining].find((n) => n !== node);
+    if (other !== undefined) {
+      if (routingState(holder.current.doc, node) === 'rejoining')
+        membership.setRouting(node, 'out');
+      throw new Error(`another node (${other}) is rejoining; trying again later`);
+    }
     membership.setRouting(node, 'rejoining');
     const epoch = holder.current.version;
     log.info({ node, epoch }, 'rejoin: fenced the node; waiting for peers to confirm');
     try {
       await this.confirmed(node);
+      // One rejoin at a time in the cluster: hand-backs of two returning nodes could pass keys
+      // between them. Every concurrent `rejoining` is visible here once peers confirmed ours;
+      // the smallest id goes on, the others go back to `out` and their breakers try again.
+      const first = [...holder.current.rejoining].sort()[0];
+      if (first !== undefined && first !== node)
+        throw new Error(`another node (${first}) is rejoining; trying again later`);
       let why = flushWhy ?? (this.joined.has(node) ? 'the node is new to the ring' : undefined);
       let keys: string[] = [];
       if (why === undefined) {
@@ -287,14 +308,22 @@ export class RoutingController {
     const snap = this.d.holder.current;
     const bySource = new Map<string, string[]>();
     const drop = new Map<string, string[]>();
+    const stale: string[] = [];
     for (const k of keys) {
       const interim = this.interimOwners(snap, k);
       const after = new Set(this.ownersWhenUp(snap, node, k));
+      // Journalled for the node although it will not own the key (it only passed the ring walk
+      // while another away node was the home): its copy is old, and nothing is handed to it.
+      if (!after.has(node)) {
+        stale.push(k);
+        continue;
+      }
       const src = interim[0] ?? '';
       bySource.set(src, [...(bySource.get(src) ?? []), k]);
       for (const n of interim)
         if (n !== node && !after.has(n)) drop.set(n, [...(drop.get(n) ?? []), k]);
     }
+    await this.unlink(node, stale);
     let handed = 0;
     for (const [src, list] of bySource) {
       for (let i = 0; i < list.length; i += CHUNK) {

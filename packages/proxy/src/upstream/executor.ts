@@ -8,6 +8,9 @@ import { redisError } from './redis-errors.js';
 
 type Timer = { observe(v: number): void };
 
+/** A timer this late (ms) means the process stood still; what it measured is not the node's doing. */
+export const STALL_MS = 250;
+
 /** Runs one Redis call on a node: times it, feeds passive health, maps failures to stable codes. */
 export class Executor {
   private readonly pool: NodePool;
@@ -42,22 +45,24 @@ export class Executor {
     // the reply and our deadline comes first settles it, the other is ignored.
     return new Promise<T>((resolve, reject) => {
       let settled = false;
-      const fail = (e: unknown) => {
+      const fail = (e: unknown, stalled = false) => {
         if (settled) return;
         settled = true;
         clearTimeout(deadline);
         const err = redisError(node, e);
         this.metrics.redisErrors.inc({ node, op, code: err.code });
-        if (err.code !== 'NODE_ERROR') this.health.failure(node, err.message);
+        if (err.code !== 'NODE_ERROR' && !stalled) this.health.failure(node, err.message);
         reject(err);
       };
       // Our own deadline: ioredis serves one auto-pipeline per connection at a time, so behind a
       // hung node a command can wait for the previous pipeline's timeout before its own starts;
       // this bound holds from the moment the request asked, whatever ioredis queues.
-      const deadline = setTimeout(
-        () => fail(new Error(`Command timed out after ${this.deadlineMs} ms`)),
-        this.deadlineMs,
-      );
+      const deadline = setTimeout(() => {
+        // A deadline that fires far too late says this process stood still (paused, starved),
+        // not that the node is slow: the call fails, the node's health is not charged.
+        const late = performance.now() - start - this.deadlineMs;
+        fail(new Error(`Command timed out after ${this.deadlineMs} ms`), late > STALL_MS);
+      }, this.deadlineMs);
       let p: Promise<T>;
       try {
         p = fn(client.redis());
