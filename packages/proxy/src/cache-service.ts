@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { DcacheError, type ErrorCode } from './errors.js';
 import type { StaleJournal } from './health/stale-journal.js';
 import type { Metrics } from './metrics.js';
-import type { Router } from './router.js';
+import { FENCED, type Router } from './router.js';
 import type { Executor } from './upstream/executor.js';
 import { classifyRedisError, execPipeline } from './upstream/redis-errors.js';
 
@@ -422,7 +422,8 @@ export class CacheService {
    */
   private journalize(key: string, owners: readonly string[]): void {
     const away = this.router.away;
-    if (away.size === 0) return;
+    // A fenced write fails before it reaches any node: nothing to remember.
+    if (away.size === 0 || owners[0] === FENCED) return;
     let served = 0;
     for (const n of this.router.homeWalk(key, away.size + owners.length)) {
       if (owners.includes(n)) {
