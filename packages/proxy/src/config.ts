@@ -245,6 +245,12 @@ export const SETTINGS = [
     doc: 'Anti-entropy interval (with jitter)',
   },
   {
+    path: 'cluster.lease',
+    kind: 'duration',
+    def: 0,
+    doc: 'How long peers wait for a silent peer before a routing change goes on without it; a proxy stalled for half of it re-syncs before serving (0 = 2 × peer timeout + 4 × sync interval)',
+  },
+  {
     path: 'cluster.state_file',
     kind: 'string',
     def: '',
@@ -335,6 +341,8 @@ export interface Config {
     peers: string[];
     token: string;
     syncInterval: number;
+    /** 0: derived from the sync interval. */
+    lease: number;
     stateFile: string;
     nodeId: string;
     advertiseUrl: string;

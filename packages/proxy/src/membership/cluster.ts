@@ -164,6 +164,7 @@ export async function setupCluster(rt: Runtime, init: InitialMembership): Promis
       token,
       seeds: peers,
       interval: config.cluster.syncInterval,
+      ...(config.cluster.lease > 0 ? { lease: config.cluster.lease } : {}),
       placement: placementOf(config.cache.hash, config.cache.hashTag),
     });
     sync = s;

@@ -69,12 +69,6 @@ export class RoutingController {
     const snap = this.d.holder.current;
     if (snap.members.get(node)?.state !== 'active') return;
     if (routingState(snap.doc, node) !== 'up') return;
-    // Never the last node that serves: one proxy's view (a partition from the nodes, a stall)
-    // must not leave the whole cluster with no node; requests to it fail on their own then.
-    if (snap.ring.size - snap.excluded.size <= 1) {
-      this.d.log.warn({ node, reason }, 'not taking out the last serving node');
-      return;
-    }
     if (this.d.membership.setRouting(node, 'out'))
       this.d.log.warn(
         { node, reason, epoch: this.d.holder.current.version },
