@@ -1,6 +1,17 @@
 /** Helpers for cluster consistency tests: ring views of every proxy, waits, key selection. */
 import { waitFor } from '@dcache/test-utils';
 
+/** Fast health (ejection and re-add in a second or two) and an admin token, for every proxy. */
+export const CONSISTENCY_ENV = {
+  DC_HEALTH_INTERVAL: '200ms',
+  DC_HEALTH_TIMEOUT: '150ms',
+  DC_HEALTH_SUCCESS_THRESHOLD: '2',
+  DC_HEALTH_RETRY_INTERVAL: '300ms',
+  DC_CACHE_COMMAND_TIMEOUT: '500ms',
+  DC_CACHE_CONNECT_TIMEOUT: '500ms',
+  DC_ADMIN_TOKEN: 'admin',
+};
+
 /** GET /api/v1/ring as these tests read it. */
 export type RingBody = {
   checksum: string;

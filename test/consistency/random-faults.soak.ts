@@ -9,19 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProxyCluster, startRedisCluster } from '@dcache/test-utils';
 import { afterAll, expect, it } from 'vitest';
-import { keysOwnedBy, pause, waitAgree, waitRouting } from './cluster.js';
+import { CONSISTENCY_ENV, keysOwnedBy, pause, waitAgree, waitRouting } from './cluster.js';
 import { check, explain, Workload } from './register.js';
 
 const MINUTES = Number(process.env.DC_SOAK_MINUTES ?? 5);
-const FAST = {
-  DC_HEALTH_INTERVAL: '200ms',
-  DC_HEALTH_TIMEOUT: '150ms',
-  DC_HEALTH_SUCCESS_THRESHOLD: '2',
-  DC_HEALTH_RETRY_INTERVAL: '300ms',
-  DC_CACHE_COMMAND_TIMEOUT: '500ms',
-  DC_CACHE_CONNECT_TIMEOUT: '500ms',
-  DC_ADMIN_TOKEN: 'admin',
-};
 
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {
@@ -36,7 +27,7 @@ it(`random faults for ${MINUTES} min: 0 stale reads`, {
   const cluster = await startProxyCluster({
     proxies: 3,
     addresses: redis.addresses,
-    env: FAST,
+    env: CONSISTENCY_ENV,
     envOf: (i) => ({ DC_HEALTH_FAILURE_THRESHOLD: ['1', '3', '20'][i] as string }),
   });
   cleanups.push(() => cluster.close());

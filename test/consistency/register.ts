@@ -131,6 +131,32 @@ export class Workload {
     return performance.now() - this.t0;
   }
 
+  /** Keep one call's outcome (`end`: when its answer was read). */
+  private record(
+    kind: Op['kind'],
+    key: string,
+    seq: number | undefined,
+    ok: boolean,
+    start: number,
+    end: number,
+    proxy: number,
+    phase: string,
+    r: { status: number; text: string; epoch?: number },
+  ): void {
+    this.ops.push({
+      kind,
+      key,
+      seq,
+      ok,
+      start,
+      end,
+      proxy,
+      phase,
+      ...failure(r),
+      ...(r.epoch === undefined ? {} : { epoch: r.epoch }),
+    });
+  }
+
   private async writer(key: string, proxy: number): Promise<void> {
     const url = `${this.o.urls[proxy]}/api/v1/cache/${encodeURIComponent(key)}`;
     const every = this.o.deleteEvery ?? 0;
@@ -142,17 +168,7 @@ export class Workload {
       const end = this.now();
       // A delete of an absent key (404) is acknowledged as well: the key is absent after it.
       const ok = r.status === 200 || (del && r.status === 404);
-      this.ops.push({
-        kind: del ? 'del' : 'put',
-        key,
-        seq,
-        ok,
-        start,
-        end,
-        proxy,
-        phase,
-        ...failure(r),
-      });
+      this.record(del ? 'del' : 'put', key, seq, ok, start, end, proxy, phase, r);
       if (!ok) await pause(5);
     }
   }
@@ -171,18 +187,7 @@ export class Workload {
       let seq: number | undefined;
       if (res.status === 200) seq = (JSON.parse(res.text) as { value: number }).value;
       const ok = res.status === 200 || res.status === 404;
-      this.ops.push({
-        kind: 'get',
-        key,
-        seq,
-        ok,
-        start,
-        end,
-        proxy,
-        phase,
-        ...failure(res),
-        ...(res.epoch === undefined ? {} : { epoch: res.epoch }),
-      });
+      this.record('get', key, seq, ok, start, end, proxy, phase, res);
       if (!ok) await pause(5);
     }
   }

@@ -10,18 +10,16 @@ import {
   startRedisCluster,
 } from '@dcache/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AgreementSampler, keysOwnedBy, pause, waitAgree, waitRouting } from './cluster.js';
+import {
+  AgreementSampler,
+  CONSISTENCY_ENV,
+  keysOwnedBy,
+  pause,
+  waitAgree,
+  waitRouting,
+} from './cluster.js';
 import { check, explain, type Op, Workload } from './register.js';
 
-const FAST = {
-  DC_HEALTH_INTERVAL: '200ms',
-  DC_HEALTH_TIMEOUT: '150ms',
-  DC_HEALTH_SUCCESS_THRESHOLD: '2',
-  DC_HEALTH_RETRY_INTERVAL: '300ms',
-  DC_CACHE_COMMAND_TIMEOUT: '500ms',
-  DC_CACHE_CONNECT_TIMEOUT: '500ms',
-  DC_ADMIN_TOKEN: 'admin',
-};
 const ADMIN = { authorization: 'Bearer admin' };
 
 /** Run `fault` under load; print and return the checker's table. */
@@ -111,7 +109,7 @@ describe('two peered proxies over three redis-servers, asymmetric health (F=1 an
     cluster = await startProxyCluster({
       proxies: 2,
       addresses: redis.addresses,
-      env: FAST,
+      env: CONSISTENCY_ENV,
       envOf: (i) => ({ DC_HEALTH_FAILURE_THRESHOLD: i === 0 ? '1' : '50' }),
     });
     urls = cluster.proxies.map((p) => p.url);
@@ -253,7 +251,7 @@ describe('three peered proxies, R=2', () => {
     cluster = await startProxyCluster({
       proxies: 3,
       addresses: redis.addresses,
-      env: { ...FAST, DC_REPLICATION_FACTOR: '2', DC_HEALTH_FAILURE_THRESHOLD: '2' },
+      env: { ...CONSISTENCY_ENV, DC_REPLICATION_FACTOR: '2', DC_HEALTH_FAILURE_THRESHOLD: '2' },
     });
     urls = cluster.proxies.map((p) => p.url);
     const x = redis.addresses[0] as string;

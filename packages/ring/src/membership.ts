@@ -353,19 +353,7 @@ export function validateDoc(input: unknown): MembershipDoc {
     if (typeof state !== 'string' || !MEMBER_STATES.includes(state as MemberState)) {
       throw new TypeError(`${where}.state must be one of ${MEMBER_STATES.join(', ')}`);
     }
-    const version = e['version'];
-    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
-      throw new TypeError(`${where}.version must be a positive integer`);
-    }
-    try {
-      checkWriter(e['writer']);
-    } catch (err) {
-      throw new TypeError(`${where}.${(err as Error).message}`);
-    }
-    const updatedAt = e['updatedAt'];
-    if (typeof updatedAt !== 'number' || !Number.isFinite(updatedAt) || updatedAt < 0) {
-      throw new TypeError(`${where}.updatedAt must be a finite number >= 0`);
-    }
+    const { version, updatedAt } = checkStamp(e, where);
     out.set(
       key,
       Object.freeze({
@@ -380,6 +368,27 @@ export function validateDoc(input: unknown): MembershipDoc {
     );
   }
   return makeDoc(out, validateRouting(input['routing']));
+}
+
+/** The version, writer and time every register carries, checked; errors name `where`. */
+function checkStamp(
+  r: Record<string, unknown>,
+  where: string,
+): { version: number; updatedAt: number } {
+  const version = r['version'];
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+    throw new TypeError(`${where}.version must be a positive integer`);
+  }
+  try {
+    checkWriter(r['writer']);
+  } catch (err) {
+    throw new TypeError(`${where}.${(err as Error).message}`);
+  }
+  const updatedAt = r['updatedAt'];
+  if (typeof updatedAt !== 'number' || !Number.isFinite(updatedAt) || updatedAt < 0) {
+    throw new TypeError(`${where}.updatedAt must be a finite number >= 0`);
+  }
+  return { version, updatedAt };
 }
 
 function validateRouting(raw: unknown): Map<string, RoutingEntry> {
@@ -404,19 +413,7 @@ function validateRouting(raw: unknown): Map<string, RoutingEntry> {
     if (typeof state !== 'string' || !ROUTING_STATES.includes(state as RoutingState)) {
       throw new TypeError(`${where}.state must be one of ${ROUTING_STATES.join(', ')}`);
     }
-    const version = r['version'];
-    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
-      throw new TypeError(`${where}.version must be a positive integer`);
-    }
-    try {
-      checkWriter(r['writer']);
-    } catch (err) {
-      throw new TypeError(`${where}.${(err as Error).message}`);
-    }
-    const updatedAt = r['updatedAt'];
-    if (typeof updatedAt !== 'number' || !Number.isFinite(updatedAt) || updatedAt < 0) {
-      throw new TypeError(`${where}.updatedAt must be a finite number >= 0`);
-    }
+    const { version, updatedAt } = checkStamp(r, where);
     out.set(
       key,
       Object.freeze({
