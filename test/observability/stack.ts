@@ -2,13 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  freePort,
-  registerCleanup,
-  sleep,
-  startProcess,
-  type TestProcess,
-} from '@dcache/test-utils';
+import { freePort, registerCleanup, sleep, spawnProxy, type TestProcess } from '@dcache/test-utils';
 
 /** Root of the repository (this file lives in test/observability/). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -51,12 +45,7 @@ export class ProxyProcess {
   /** Starts the process and waits until /health/live answers. */
   async start(): Promise<void> {
     if (this.proc?.running) throw new Error(`proxy on ${this.port} is already running`);
-    this.proc = await startProcess('node', [PROXY_MAIN], {
-      cwd: REPO_ROOT,
-      env: this.env,
-      readyUrl: `${this.url}/health/live`,
-      readyTimeout: 30_000,
-    });
+    this.proc = (await spawnProxy(this.env, { port: this.port, main: PROXY_MAIN })).proc;
     this.history.push(this.proc);
   }
 

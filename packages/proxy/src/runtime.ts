@@ -158,7 +158,7 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
   routing.init(holder.current);
 
   // The fence: views replaced by a change stay pending until every reachable peer holds the new
-  // one; the lease: without a recent exchange outcome with every peer, this view may be stale.
+  // one. The re-sync: after start or a stall, every key waits for an exchange with every peer.
   let unconfirmedSince: number | undefined;
   let confirmTimer: NodeJS.Timeout | undefined;
   const checkFence = () => {
