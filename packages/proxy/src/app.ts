@@ -19,6 +19,7 @@ import {
   type OrderedSocket,
   type RouteRecorder,
 } from './fast-path.js';
+import type { RingSnapshot } from './membership/membership-holder.js';
 import { HTTP_DURATION_BUCKETS, statusClass } from './metrics.js';
 import { nextRequestId } from './request-id.js';
 import { batchRoutes } from './routes/batch.js';
@@ -36,7 +37,7 @@ export type RoutePlugin = (app: FastifyInstance, rt: Runtime) => void | Promise<
 /** Options of `buildApp`. */
 export interface AppOptions {
   plugins?: RoutePlugin[];
-  /** Headers added to every response (e.g. X-Ring-Version); evaluated per response. */
+  /** Headers added to every response after X-Ring-Version / X-Ring-Checksum; evaluated per response. */
   responseHeaders?: () => Record<string, string>;
 }
 
@@ -388,7 +389,19 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     });
   }
 
-  const extraHeaders = opts.responseHeaders;
+  // X-Ring-Version / X-Ring-Checksum (the routing epoch) on every answer, made once per snapshot,
+  // then an embedder's headers if any.
+  const embedderHeaders = opts.responseHeaders;
+  let headersOf: RingSnapshot | undefined;
+  let ringHeaders: Record<string, string> = {};
+  const extraHeaders = (): Record<string, string> => {
+    const snap = rt.holder.current;
+    if (snap !== headersOf) {
+      headersOf = snap;
+      ringHeaders = { 'x-ring-version': String(snap.version), 'x-ring-checksum': snap.checksum };
+    }
+    return embedderHeaders ? { ...ringHeaders, ...embedderHeaders() } : ringHeaders;
+  };
   const unmatched = httpTracker(metrics, routeRecorder(metrics, 'unmatched'));
   const recorders = new Map<string, RouteRecorder>();
   // Static routes of the `/api/v1/cache/{segment}` shape: the fast path leaves them to Fastify.
@@ -408,7 +421,7 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
   });
   app.addHook('onSend', (req, reply, payload, done) => {
     reply.header('x-request-id', req.id);
-    if (extraHeaders) reply.headers(extraHeaders());
+    reply.headers(extraHeaders());
     // A request that was in flight when shutdown began must not leave its keep-alive connection
     // open: the drain waits for every connection, so it would last the whole shutdown_timeout.
     if (rt.state.shuttingDown) reply.header('connection', 'close');

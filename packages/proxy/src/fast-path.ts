@@ -111,8 +111,8 @@ export function createFastPath(
   // The fixed headers of every answer (security headers, then X-Ring-*, then Content-Type when
   // there is a body) go in as one block of lines, validated once: per header, writeHead's
   // validation and concatenation cost more than all of the proxy's own work on a GET. The
-  // per-response headers are re-validated only when they change (the cluster hands out one
-  // object per ring snapshot; a merged provider makes a new object with the same content).
+  // per-response headers are re-validated only when they change (the app hands out one object
+  // per ring snapshot; with an embedder's headers, a new object with the same content).
   const splice = canSpliceHead();
   const securityLines = headerLines(security);
   let extraOf: Record<string, string> | undefined;

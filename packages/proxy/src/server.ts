@@ -50,22 +50,15 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   try {
     cluster = init ? await setupCluster(rt, init) : undefined;
     const extra = (await opts.setup?.(rt)) ?? {};
-    const headerFns = [
-      cluster?.appOptions.responseHeaders,
-      extra.responseHeaders ?? opts.responseHeaders,
-    ].filter((f): f is () => Record<string, string> => f !== undefined);
+    const responseHeaders = extra.responseHeaders ?? opts.responseHeaders;
     app = await buildApp(rt, {
       plugins: [
         ...(cluster?.appOptions.plugins ?? []),
         ...(opts.plugins ?? []),
         ...(extra.plugins ?? []),
       ],
-      ...(headerFns.length === 1
-        ? { responseHeaders: headerFns[0] }
-        : headerFns.length > 1
-          ? { responseHeaders: () => Object.assign({}, ...headerFns.map((f) => f())) }
-          : {}),
-    } as AppOptions);
+      ...(responseHeaders ? { responseHeaders } : {}),
+    });
     await rt.start();
     const address = await app.listen({ host: config.server.host, port: config.server.port });
     url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');

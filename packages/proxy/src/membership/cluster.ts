@@ -120,7 +120,7 @@ export interface Cluster {
   manager: MembershipManager;
   sync: PeerSync | undefined;
   persister: StatePersister | undefined;
-  /** Peer-exchange routes and the X-Ring-Version / X-Ring-Checksum headers. */
+  /** The peer-exchange routes. */
   appOptions: AppOptions;
   /** After listen: start anti-entropy, advertising `url` unless DC_CLUSTER_ADVERTISE_URL is set. */
   started(url: string): void;
@@ -134,8 +134,6 @@ export interface Cluster {
  */
 export async function setupCluster(rt: Runtime, init: InitialMembership): Promise<Cluster> {
   const { config, log, metrics, holder } = rt;
-  let headersOf: unknown;
-  let ringHeaders: Record<string, string> = {};
   const { stateFile, token, peers, nodeId } = config.cluster;
   const manager = rt.membership;
   warmUp(holder.current.doc, holder.ringOpts);
@@ -179,21 +177,7 @@ export async function setupCluster(rt: Runtime, init: InitialMembership): Promis
     manager,
     sync,
     persister,
-    appOptions: {
-      plugins,
-      responseHeaders: () => {
-        const snap = holder.current;
-        // Made once per snapshot: every response asks, the ring rarely changes.
-        if (snap !== headersOf) {
-          headersOf = snap;
-          ringHeaders = {
-            'x-ring-version': String(snap.version),
-            'x-ring-checksum': snap.checksum,
-          };
-        }
-        return ringHeaders;
-      },
-    },
+    appOptions: { plugins },
     started(url) {
       if (!sync) return;
       const port = new URL(url).port;
