@@ -92,149 +92,159 @@ describe('register checker', () => {
   });
 });
 
-describe('two peered proxies over three redis-servers, asymmetric health (F=1 and F=50)', () => {
-  let redis: RedisCluster;
-  let cluster: ProxyCluster;
-  let urls: string[];
-  let x: string;
-  let keys: string[];
+describe.each([2, 3])(
+  '%i peered proxies over three redis-servers, asymmetric health (F=1, then F=50)',
+  (n) => {
+    let redis: RedisCluster;
+    let cluster: ProxyCluster;
+    let urls: string[];
+    let x: string;
+    let keys: string[];
 
-  afterAll(async () => {
-    await cluster?.close();
-    await redis?.stopAll();
-  });
-
-  it('starts', async () => {
-    redis = await startRedisCluster(3);
-    cluster = await startProxyCluster({
-      proxies: 2,
-      addresses: redis.addresses,
-      env: CONSISTENCY_ENV,
-      envOf: (i) => ({ DC_HEALTH_FAILURE_THRESHOLD: i === 0 ? '1' : '50' }),
+    afterAll(async () => {
+      await cluster?.close();
+      await redis?.stopAll();
     });
-    urls = cluster.proxies.map((p) => p.url);
-    x = redis.addresses[1] as string;
-    await waitAgree(urls);
-    keys = await keysOwnedBy(urls[0] as string, x, 12, 'reg');
-    expect(keys).toHaveLength(12);
-  });
 
-  it('X SIGSTOPped for 1.5 s and continued: 0 stale reads', async () => {
-    const node = redis.nodes[1]!;
-    const r = await scenario('sigstop 1.5 s (2 proxies, F=1/F=50)', urls, keys, async () => {
-      node.stop();
-      await pause(1_500);
-      node.cont();
-      await waitRouting(urls, x, 'up');
-    });
-    expect(r.stale).toBe(0);
-  });
-
-  it('X SIGKILLed and restarted empty: 0 stale reads', async () => {
-    const node = redis.nodes[1]!;
-    const r = await scenario('sigkill + restart empty (2 proxies)', urls, keys, async () => {
-      await node.kill();
-      await waitRouting(urls, x, 'out');
-      await pause(500);
-      await node.restart();
-      await waitRouting(urls, x, 'up');
-    });
-    expect(r.stale).toBe(0);
-  });
-
-  it('X SIGSTOPped until ejected everywhere, continued with its old data: 0 stale reads', async () => {
-    const node = redis.nodes[1]!;
-    const r = await scenario('long sigstop, old data back (2 proxies)', urls, keys, async () => {
-      node.stop();
-      await waitRouting(urls, x, 'out');
-      await pause(1_000);
-      node.cont();
-      await waitRouting(urls, x, 'up');
-    });
-    expect(r.stale).toBe(0);
-  });
-
-  it('admin drain / activate and remove / add of X during load: 0 stale reads', async () => {
-    const admin = async (url: string, method: string, path: string, body?: unknown) => {
-      const r = await fetch(`${url}${path}`, {
-        method,
-        headers: body === undefined ? ADMIN : { ...ADMIN, 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    it('starts', async () => {
+      redis = await startRedisCluster(3);
+      cluster = await startProxyCluster({
+        proxies: n,
+        addresses: redis.addresses,
+        env: CONSISTENCY_ENV,
+        envOf: (i) => ({ DC_HEALTH_FAILURE_THRESHOLD: i === 0 ? '1' : '50' }),
       });
-      expect(r.status, `${method} ${path}: ${await r.text()}`).toBeLessThan(300);
-    };
-    const id = encodeURIComponent(x);
-    const r = await scenario(
-      'admin drain/activate, remove/add (2 proxies)',
-      urls,
-      keys,
-      async () => {
-        await admin(urls[0] as string, 'PATCH', `/api/v1/ring/nodes/${id}`, { state: 'draining' });
-        await waitRouting(urls, x, 'up', 'draining');
-        await pause(700);
-        await admin(urls[1] as string, 'PATCH', `/api/v1/ring/nodes/${id}`, { state: 'active' });
-        await waitRouting(urls, x, 'up', 'active');
-        await pause(700);
-        await admin(urls[1] as string, 'DELETE', `/api/v1/ring/nodes/${id}`);
-        await waitRouting(urls, x, undefined);
-        await pause(700);
-        await admin(urls[0] as string, 'POST', '/api/v1/ring/nodes', { address: x });
-        await waitRouting(urls, x, 'up', 'active');
-      },
-    );
-    expect(r.stale).toBe(0);
-  });
+      urls = cluster.proxies.map((p) => p.url);
+      x = redis.addresses[1] as string;
+      await waitAgree(urls);
+      keys = await keysOwnedBy(urls[0] as string, x, 12, 'reg');
+      expect(keys).toHaveLength(12);
+    });
 
-  it('a proxy SIGSTOPped while X leaves and returns, then continued: 0 stale reads', async () => {
-    const b = cluster.proxies[1]!;
-    const node = redis.nodes[1]!;
-    const a = [urls[0] as string];
-    const r = await scenario(
-      'proxy paused, node out and back meanwhile (2 proxies)',
-      urls,
-      keys,
-      async (w) => {
-        b.pause();
-        w.event('paused proxy-b');
-        try {
-          await node.kill();
-          // A waits for B's confirmation until B was silent for the whole lease, then moves on.
-          await waitRouting(a, x, 'out');
-          w.event('X out on A');
-          await node.restart();
-          await waitRouting(a, x, 'up');
-          w.event('X up on A');
-        } finally {
-          b.resume();
-          w.event('resumed proxy-b');
-        }
-        await waitAgree(urls);
-      },
-    );
-    expect(r.stale).toBe(0);
-  });
+    it('X SIGSTOPped for 1.5 s and continued: 0 stale reads', async () => {
+      const node = redis.nodes[1]!;
+      const r = await scenario(`sigstop 1.5 s (${n} proxies, F=1/F=50)`, urls, keys, async () => {
+        node.stop();
+        await pause(1_500);
+        node.cont();
+        await waitRouting(urls, x, 'up');
+      });
+      expect(r.stale).toBe(0);
+    });
 
-  it('a proxy SIGTERMed and restarted during load: 0 stale reads', async () => {
-    const b = cluster.proxies[1]!;
-    const node = redis.nodes[1]!;
-    const r = await scenario(
-      'proxy restart, node out meanwhile (2 proxies)',
-      urls,
-      keys,
-      async () => {
-        await b.stop();
-        // While B is down, X leaves and returns: B comes back with an old state file.
+    it('X SIGKILLed and restarted empty: 0 stale reads', async () => {
+      const node = redis.nodes[1]!;
+      const r = await scenario(`sigkill + restart empty (${n} proxies)`, urls, keys, async () => {
         await node.kill();
-        await waitRouting([urls[0] as string], x, 'out');
+        await waitRouting(urls, x, 'out');
+        await pause(500);
         await node.restart();
-        await waitRouting([urls[0] as string], x, 'up');
-        await b.restart();
-        await waitAgree(urls);
-      },
-    );
-    expect(r.stale).toBe(0);
-  });
-});
+        await waitRouting(urls, x, 'up');
+      });
+      expect(r.stale).toBe(0);
+    });
+
+    it('X SIGSTOPped until ejected everywhere, continued with its old data: 0 stale reads', async () => {
+      const node = redis.nodes[1]!;
+      const r = await scenario(
+        `long sigstop, old data back (${n} proxies)`,
+        urls,
+        keys,
+        async () => {
+          node.stop();
+          await waitRouting(urls, x, 'out');
+          await pause(1_000);
+          node.cont();
+          await waitRouting(urls, x, 'up');
+        },
+      );
+      expect(r.stale).toBe(0);
+    });
+
+    it('admin drain / activate and remove / add of X during load: 0 stale reads', async () => {
+      const admin = async (url: string, method: string, path: string, body?: unknown) => {
+        const r = await fetch(`${url}${path}`, {
+          method,
+          headers: body === undefined ? ADMIN : { ...ADMIN, 'content-type': 'application/json' },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+        expect(r.status, `${method} ${path}: ${await r.text()}`).toBeLessThan(300);
+      };
+      const id = encodeURIComponent(x);
+      const r = await scenario(
+        `admin drain/activate, remove/add (${n} proxies)`,
+        urls,
+        keys,
+        async () => {
+          await admin(urls[0] as string, 'PATCH', `/api/v1/ring/nodes/${id}`, {
+            state: 'draining',
+          });
+          await waitRouting(urls, x, 'up', 'draining');
+          await pause(700);
+          await admin(urls[1] as string, 'PATCH', `/api/v1/ring/nodes/${id}`, { state: 'active' });
+          await waitRouting(urls, x, 'up', 'active');
+          await pause(700);
+          await admin(urls[1] as string, 'DELETE', `/api/v1/ring/nodes/${id}`);
+          await waitRouting(urls, x, undefined);
+          await pause(700);
+          await admin(urls[0] as string, 'POST', '/api/v1/ring/nodes', { address: x });
+          await waitRouting(urls, x, 'up', 'active');
+        },
+      );
+      expect(r.stale).toBe(0);
+    });
+
+    it('a proxy SIGSTOPped while X leaves and returns, then continued: 0 stale reads', async () => {
+      const b = cluster.proxies[1]!;
+      const node = redis.nodes[1]!;
+      const a = [urls[0] as string];
+      const r = await scenario(
+        `proxy paused, node out and back meanwhile (${n} proxies)`,
+        urls,
+        keys,
+        async (w) => {
+          b.pause();
+          w.event('paused proxy-b');
+          try {
+            await node.kill();
+            // A waits for B's confirmation until B was silent for the whole lease, then moves on.
+            await waitRouting(a, x, 'out');
+            w.event('X out on A');
+            await node.restart();
+            await waitRouting(a, x, 'up');
+            w.event('X up on A');
+          } finally {
+            b.resume();
+            w.event('resumed proxy-b');
+          }
+          await waitAgree(urls);
+        },
+      );
+      expect(r.stale).toBe(0);
+    });
+
+    it('a proxy SIGTERMed and restarted during load: 0 stale reads', async () => {
+      const b = cluster.proxies[1]!;
+      const node = redis.nodes[1]!;
+      const r = await scenario(
+        `proxy restart, node out meanwhile (${n} proxies)`,
+        urls,
+        keys,
+        async () => {
+          await b.stop();
+          // While B is down, X leaves and returns: B comes back with an old state file.
+          await node.kill();
+          await waitRouting([urls[0] as string], x, 'out');
+          await node.restart();
+          await waitRouting([urls[0] as string], x, 'up');
+          await b.restart();
+          await waitAgree(urls);
+        },
+      );
+      expect(r.stale).toBe(0);
+    });
+  },
+);
 
 describe('three peered proxies, R=2', () => {
   let redis: RedisCluster;
