@@ -35,6 +35,11 @@ export const FAST_HEALTH: Readonly<Record<string, string>> = {
   DC_CACHE_CONNECT_TIMEOUT: '500ms',
 };
 
+/** Peer sync is on: a token and at least one peer. */
+function peered(env: Record<string, string>): boolean {
+  return (env.DC_CLUSTER_TOKEN ?? '') !== '' && (env.DC_CLUSTER_PEERS ?? '') !== '';
+}
+
 /** A proxy process on a loopback port. */
 export interface SpawnedProxy {
   proc: TestProcess;
@@ -49,7 +54,10 @@ export interface SpawnProxyOptions {
   port?: number;
   /** Entry point (default this repository's built proxy). */
   main?: string;
-  /** Path answered before it counts as started (default /health/live). */
+  /**
+   * Path answered before it counts as started: default /health/ready for a peered proxy (it
+   * answers 503 until it met its peers), else /health/live.
+   */
   readyPath?: string;
   readyTimeout?: number;
 }
@@ -73,7 +81,7 @@ export async function spawnProxy(
   };
   const proc = await startProcess(process.execPath, [opts.main ?? PROXY_MAIN], {
     env: full,
-    readyUrl: `${url}${opts.readyPath ?? '/health/live'}`,
+    readyUrl: `${url}${opts.readyPath ?? (peered(full) ? '/health/ready' : '/health/live')}`,
     readyTimeout: opts.readyTimeout ?? 30_000,
   });
   return { proc, port, url, env: full };
