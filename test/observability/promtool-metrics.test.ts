@@ -76,9 +76,16 @@ describe.skipIf(!PROMTOOL)(
       ]) {
         expect(names, n).toContain(n);
       }
+      // The readiness probe of the start-up is left out: a peered proxy answers it 503 until it
+      // met its peers (here the peer is down: until the first call to it failed).
       const classes = new Set(
         samples
-          .filter((s) => s.name === 'dcache_http_requests_total' && s.value > 0)
+          .filter(
+            (s) =>
+              s.name === 'dcache_http_requests_total' &&
+              s.value > 0 &&
+              s.labels.route !== '/health/ready',
+          )
           .map((s) => s.labels.status_class),
       );
       expect([...classes].sort()).toEqual(['2xx', '4xx']);

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { registerCleanup } from './cleanup.js';
 import { freePort } from './ports.js';
 import { startProcess, type TestProcess } from './process.js';
+import { waitFor } from './wait.js';
 
 /** The built proxy entry point of this repository. */
 export const PROXY_MAIN = fileURLToPath(new URL('../../proxy/dist/main.js', import.meta.url));
@@ -79,11 +80,31 @@ export async function spawnProxy(
     ...env,
     DC_SERVER_PORT: String(port),
   };
+  const readyPath = opts.readyPath ?? (peered(full) ? '/health/ready' : '/health/live');
+  const readyTimeout = opts.readyTimeout ?? 30_000;
+  // startProcess counts any answer but a 5xx other than 503 as started (/health answers 503
+  // while every node is down); /health/ready must answer 200.
   const proc = await startProcess(process.execPath, [opts.main ?? PROXY_MAIN], {
     env: full,
-    readyUrl: `${url}${opts.readyPath ?? (peered(full) ? '/health/ready' : '/health/live')}`,
-    readyTimeout: opts.readyTimeout ?? 30_000,
+    readyUrl: `${url}${readyPath === '/health/ready' ? '/health/live' : readyPath}`,
+    readyTimeout,
   });
+  if (readyPath === '/health/ready') {
+    await waitFor(
+      async () => {
+        if (!proc.running)
+          throw new Error(`proxy on ${port} exited before ready:\n${proc.output()}`);
+        try {
+          const r = await fetch(`${url}/health/ready`, { signal: AbortSignal.timeout(1_000) });
+          await r.arrayBuffer();
+          return r.status === 200;
+        } catch {
+          return false;
+        }
+      },
+      { timeout: readyTimeout, interval: 20, message: `${url}/health/ready to answer 200` },
+    );
+  }
   return { proc, port, url, env: full };
 }
 
