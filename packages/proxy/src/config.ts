@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { parseDuration } from './duration.js';
+import { AddressListError, parseAddressList } from './security/address-match.js';
 
 type Kind = 'string' | 'int' | 'bool' | 'duration' | 'bytes' | 'list' | 'enum';
 
@@ -23,7 +24,12 @@ interface Setting {
 
 /** Every setting of the proxy, in one list: the source of env names, flags, YAML keys, docs. */
 export const SETTINGS = [
-  { path: 'server.host', kind: 'string', def: '0.0.0.0', doc: 'Address the HTTP server binds' },
+  {
+    path: 'server.host',
+    kind: 'string',
+    def: '127.0.0.1',
+    doc: 'Address the HTTP server binds (0.0.0.0 to listen on every interface)',
+  },
   {
     path: 'server.port',
     kind: 'int',
@@ -61,6 +67,19 @@ export const SETTINGS = [
     doc: 'Drain limit for in-flight requests on SIGTERM/SIGINT',
   },
   {
+    path: 'server.max_connections',
+    kind: 'int',
+    def: 10_000,
+    min: 0,
+    doc: 'Most open client connections; more are closed at once (0 = no cap)',
+  },
+  {
+    path: 'server.trusted_proxies',
+    kind: 'list',
+    def: [],
+    doc: 'Addresses or CIDRs of reverse proxies (e.g. nginx) whose X-Forwarded-For names the client',
+  },
+  {
     path: 'server.fast_path',
     kind: 'bool',
     def: true,
@@ -73,6 +92,38 @@ export const SETTINGS = [
     doc: 'Redis nodes (host:port, comma list) that seed the ring when there is no state file and no peer',
   },
   { path: 'cache.password', kind: 'string', def: '', secret: true, doc: 'Redis AUTH password' },
+  {
+    path: 'cache.username',
+    kind: 'string',
+    def: '',
+    doc: 'Redis ACL user name (empty = the default user)',
+  },
+  {
+    path: 'cache.allowed_addresses',
+    kind: 'list',
+    def: [],
+    doc: 'CIDRs and host patterns (10.0.0.0/8, *.redis.svc) that may become nodes; the password goes only there (empty = any)',
+  },
+  { path: 'cache.tls', kind: 'bool', def: false, doc: 'Connect to Redis nodes over TLS' },
+  {
+    path: 'cache.tls_ca',
+    kind: 'string',
+    def: '',
+    doc: "PEM file of the CA that signs the nodes' certificates (empty = system CAs)",
+  },
+  {
+    path: 'cache.tls_cert',
+    kind: 'string',
+    def: '',
+    doc: 'PEM client certificate for Redis TLS (with cache.tls_key)',
+  },
+  { path: 'cache.tls_key', kind: 'string', def: '', doc: 'PEM private key of cache.tls_cert' },
+  {
+    path: 'cache.tls_servername',
+    kind: 'string',
+    def: '',
+    doc: "Name checked against every node's certificate (empty = the node's host)",
+  },
   { path: 'cache.database', kind: 'int', def: 0, min: 0, max: 15, doc: 'Redis database index' },
   {
     path: 'cache.max_retries',
@@ -163,6 +214,21 @@ export const SETTINGS = [
     doc: 'Largest request body (batch calls)',
   },
   {
+    path: 'limits.max_batch_response_bytes',
+    kind: 'bytes',
+    def: 33_554_432,
+    min: 1_024,
+    doc: 'Most value bytes one batch get answers; keys past it fail with RESPONSE_TOO_LARGE',
+  },
+  {
+    path: 'limits.max_value_depth',
+    kind: 'int',
+    def: 64,
+    min: 1,
+    max: 1_000,
+    doc: 'Deepest nesting of arrays and objects in a value',
+  },
+  {
     path: 'rate_limit.max',
     kind: 'int',
     def: 0,
@@ -170,6 +236,20 @@ export const SETTINGS = [
     doc: 'Requests per window and client IP (0 = no rate limit)',
   },
   { path: 'rate_limit.window', kind: 'duration', def: 1_000, min: 1, doc: 'Rate-limit window' },
+  {
+    path: 'rate_limit.auth_failures',
+    kind: 'int',
+    def: 10,
+    min: 0,
+    doc: 'Failed authentications per client and auth window before 429 (0 = no throttle)',
+  },
+  {
+    path: 'rate_limit.auth_window',
+    kind: 'duration',
+    def: 60_000,
+    min: 1,
+    doc: 'Window of rate_limit.auth_failures',
+  },
   {
     path: 'health.interval',
     kind: 'duration',
@@ -273,7 +353,13 @@ export const SETTINGS = [
     kind: 'string',
     def: '',
     secret: true,
-    doc: 'Bearer token for flush and ring changes (empty = open)',
+    doc: 'Bearer token for flush and ring changes (empty = protected mode: loopback clients only)',
+  },
+  {
+    path: 'admin.protected_mode',
+    kind: 'bool',
+    def: true,
+    doc: 'With no admin token, admin routes answer loopback clients only (false = open to all)',
   },
   {
     path: 'logger.level',
@@ -306,11 +392,20 @@ export interface Config {
     writeTimeout: number;
     idleTimeout: number;
     shutdownTimeout: number;
+    maxConnections: number;
+    trustedProxies: string[];
     fastPath: boolean;
   };
   cache: {
     addresses: string[];
     password: string;
+    username: string;
+    allowedAddresses: string[];
+    tls: boolean;
+    tlsCa: string;
+    tlsCert: string;
+    tlsKey: string;
+    tlsServername: string;
     database: number;
     maxRetries: number;
     poolSize: number;
@@ -326,8 +421,10 @@ export interface Config {
     maxValueBytes: number;
     maxBatchKeys: number;
     maxBodyBytes: number;
+    maxBatchResponseBytes: number;
+    maxValueDepth: number;
   };
-  rateLimit: { max: number; window: number };
+  rateLimit: { max: number; window: number; authFailures: number; authWindow: number };
   health: {
     interval: number;
     timeout: number;
@@ -347,7 +444,7 @@ export interface Config {
     nodeId: string;
     advertiseUrl: string;
   };
-  admin: { token: string };
+  admin: { token: string; protectedMode: boolean };
   logger: { level: string; format: 'json' | 'pretty'; outputPath: string };
 }
 
@@ -610,6 +707,46 @@ function crossCheck(cfg: Config, nameOf: (path: string) => string): void {
       `must not exceed ${nameOf('health.interval')} (${cfg.health.interval} ms)`,
     );
   }
+  // A token that `Authorization: Bearer <token>` cannot carry would lock everyone out silently.
+  for (const path of ['admin.token', 'cluster.token'] as const) {
+    const tok = path === 'admin.token' ? cfg.admin.token : cfg.cluster.token;
+    if (tok !== '' && !/^[\x21-\x7e]+$/.test(tok))
+      throw new ConfigError(
+        nameOf(path),
+        'must be printable ASCII without spaces (it travels as "Authorization: Bearer <token>")',
+      );
+  }
+  const lists = [
+    ['cache.allowed_addresses', cfg.cache.allowedAddresses, true],
+    ['server.trusted_proxies', cfg.server.trustedProxies, false],
+  ] as const;
+  for (const [path, list, hosts] of lists) {
+    try {
+      parseAddressList(list, hosts);
+    } catch (e) {
+      if (e instanceof AddressListError) throw new ConfigError(nameOf(path), e.message);
+      throw e;
+    }
+  }
+  const tlsFiles = [
+    ['cache.tls_ca', cfg.cache.tlsCa],
+    ['cache.tls_cert', cfg.cache.tlsCert],
+    ['cache.tls_key', cfg.cache.tlsKey],
+  ] as const;
+  for (const [path, file] of tlsFiles) {
+    if (file === '') continue;
+    if (!cfg.cache.tls)
+      throw new ConfigError(nameOf(path), `is set but ${nameOf('cache.tls')} is not true`);
+    try {
+      readFileSync(file);
+    } catch (e) {
+      throw new ConfigError(nameOf(path), `cannot read ${file}: ${(e as Error).message}`);
+    }
+  }
+  if ((cfg.cache.tlsCert === '') !== (cfg.cache.tlsKey === '')) {
+    const missing = cfg.cache.tlsCert === '' ? 'cache.tls_cert' : 'cache.tls_key';
+    throw new ConfigError(nameOf(missing), 'is needed too: a client certificate goes with its key');
+  }
   if (cfg.cluster.nodeId === '') cfg.cluster.nodeId = `${hostname()}:${cfg.server.port}`;
 }
 
@@ -619,6 +756,6 @@ export function redact(cfg: Config): Config {
     ...cfg,
     cache: { ...cfg.cache, password: cfg.cache.password ? '(set)' : '' },
     cluster: { ...cfg.cluster, token: cfg.cluster.token ? '(set)' : '' },
-    admin: { token: cfg.admin.token ? '(set)' : '' },
+    admin: { ...cfg.admin, token: cfg.admin.token ? '(set)' : '' },
   };
 }

@@ -11,10 +11,24 @@ export const ERRORS = {
   INVALID_CURSOR: { status: 400, message: 'the cursor is invalid or from another ring' },
   INVALID_ADDRESS: { status: 400, message: 'the node address is invalid' },
   INVALID_MEMBERSHIP: { status: 400, message: 'the membership document is invalid' },
+  VALUE_TOO_DEEP: { status: 400, message: 'the value nests arrays or objects too deeply' },
+  NODE_NOT_ALLOWED: {
+    status: 400,
+    message: 'the node address is not in the allow-list (DC_CACHE_ALLOWED_ADDRESSES)',
+  },
+  VERSION_LIMIT: {
+    status: 409,
+    message: 'a membership version would pass its cap; remove and re-add the node under a new id',
+  },
   BATCH_TOO_LARGE: { status: 400, message: 'the batch holds too many keys' },
   BAD_REQUEST: { status: 400, message: 'the request is malformed' },
   UNAUTHORIZED: { status: 401, message: 'a bearer token is required' },
   FORBIDDEN: { status: 403, message: 'the token is not valid for this call' },
+  PROTECTED_MODE: {
+    status: 403,
+    message:
+      'admin calls answer only loopback clients while no admin token is set: set DC_ADMIN_TOKEN (and send "Authorization: Bearer <token>"), or call from the proxy host',
+  },
   KEY_NOT_FOUND: { status: 404, message: 'the key does not exist' },
   NODE_NOT_FOUND: { status: 404, message: 'no such node in the ring' },
   NOT_FOUND: { status: 404, message: 'no such route' },
@@ -22,8 +36,17 @@ export const ERRORS = {
   NODE_EXISTS: { status: 409, message: 'the node is already in the ring' },
   RING_CONFLICT: { status: 409, message: 'the change would leave the ring without an active node' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'the body or value is too large' },
+  RESPONSE_TOO_LARGE: {
+    status: 413,
+    message:
+      'the answer would pass DC_LIMITS_MAX_BATCH_RESPONSE_BYTES; ask for fewer keys per call',
+  },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'the body must be application/json' },
   RATE_LIMITED: { status: 429, message: 'too many requests' },
+  AUTH_THROTTLED: {
+    status: 429,
+    message: 'too many failed authentications from this client; wait and retry with a valid token',
+  },
   NODE_ERROR: { status: 502, message: 'the Redis node answered with an error' },
   NODE_UNAVAILABLE: { status: 503, message: 'the Redis node that owns the key is unavailable' },
   NO_NODES: { status: 503, message: 'no Redis node can serve the request' },

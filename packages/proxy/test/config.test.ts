@@ -27,16 +27,57 @@ function configError(fn: () => unknown): ConfigError {
   throw new Error('expected a ConfigError');
 }
 
+describe('security settings', () => {
+  it('refuse a token that a bearer header cannot carry, naming the setting', () => {
+    const e = configError(() => loadConfig({ env: { DC_ADMIN_TOKEN: 'two words' } }));
+    expect(e.setting).toBe('DC_ADMIN_TOKEN');
+    expect(e.message).not.toContain('two words');
+    expect(configError(() => loadConfig({ env: { DC_CLUSTER_TOKEN: 'tab\there' } })).setting).toBe(
+      'DC_CLUSTER_TOKEN',
+    );
+  });
+
+  it('refuse a bad allow-list or trusted-proxy entry, naming the setting and the entry', () => {
+    const a = configError(() => loadConfig({ env: { DC_CACHE_ALLOWED_ADDRESSES: '10.0.0.0/33' } }));
+    expect(a.setting).toBe('DC_CACHE_ALLOWED_ADDRESSES');
+    expect(a.message).toContain('10.0.0.0/33');
+    const t = configError(() => loadConfig({ env: { DC_SERVER_TRUSTED_PROXIES: 'nginx.local' } }));
+    expect(t.setting).toBe('DC_SERVER_TRUSTED_PROXIES');
+    expect(
+      loadConfig({ env: { DC_CACHE_ALLOWED_ADDRESSES: '10.0.0.0/8,*.redis.svc,::1' } }).cache
+        .allowedAddresses,
+    ).toEqual(['10.0.0.0/8', '*.redis.svc', '::1']);
+  });
+
+  it('refuse TLS files without cache.tls, unreadable ones, and a certificate without its key', () => {
+    expect(
+      configError(() => loadConfig({ env: { DC_CACHE_TLS_CA: '/etc/hostname' } })).setting,
+    ).toBe('DC_CACHE_TLS_CA');
+    expect(
+      configError(() =>
+        loadConfig({ env: { DC_CACHE_TLS: 'true', DC_CACHE_TLS_CA: '/nonexistent/ca.pem' } }),
+      ).setting,
+    ).toBe('DC_CACHE_TLS_CA');
+    expect(
+      configError(() =>
+        loadConfig({ env: { DC_CACHE_TLS: 'true', DC_CACHE_TLS_CERT: '/etc/hostname' } }),
+      ).setting,
+    ).toBe('DC_CACHE_TLS_KEY');
+  });
+});
+
 describe('defaults', () => {
   it('match the documented values, durations in milliseconds', () => {
     const c = loadConfig({ env: {} });
     expect(c.server).toEqual({
-      host: '0.0.0.0',
+      host: '127.0.0.1',
       port: 8080,
       readTimeout: 30_000,
       writeTimeout: 30_000,
       idleTimeout: 120_000,
       shutdownTimeout: 10_000,
+      maxConnections: 10_000,
+      trustedProxies: [],
       fastPath: true,
     });
     expect(c.cache.addresses).toEqual(['localhost:6379']);
@@ -49,8 +90,20 @@ describe('defaults', () => {
       maxValueBytes: 1_048_576,
       maxBatchKeys: 1_000,
       maxBodyBytes: 16_777_216,
+      maxBatchResponseBytes: 33_554_432,
+      maxValueDepth: 64,
     });
-    expect(c.rateLimit).toEqual({ max: 0, window: 1_000 });
+    expect(c.rateLimit).toEqual({ max: 0, window: 1_000, authFailures: 10, authWindow: 60_000 });
+    expect(c.admin).toEqual({ token: '', protectedMode: true });
+    expect(c.cache).toMatchObject({
+      username: '',
+      allowedAddresses: [],
+      tls: false,
+      tlsCa: '',
+      tlsCert: '',
+      tlsKey: '',
+      tlsServername: '',
+    });
     expect(c.replication).toEqual({ factor: 1, warmupWindow: 60_000 });
     expect(c.logger).toEqual({ level: 'info', format: 'json', outputPath: 'stdout' });
   });
