@@ -30,6 +30,8 @@ import { metricsRoutes } from './routes/metrics.js';
 import { ringRoutes } from './routes/ring.js';
 import { statsRoutes } from './routes/stats.js';
 import type { Runtime } from './runtime.js';
+import { clientAddress, trustFn } from './security/client-address.js';
+import { WindowCounter } from './security/window-counter.js';
 
 /** Extra route plugins (ring admin, peer exchange) registered by other modules. */
 export type RoutePlugin = (app: FastifyInstance, rt: Runtime) => void | Promise<void>;
@@ -259,11 +261,18 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
   const { config, metrics, log } = rt;
   // Set once the routes are in: plain single-key requests are answered before Fastify sees them.
   let fast: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  // One notion of the client for both paths: the socket's peer, or what a trusted proxy says.
+  const trust = trustFn(config.server.trustedProxies);
   const app = Fastify({
+    ...(trust ? { trustProxy: trust } : {}),
     serverFactory: (handler, o) => {
       const server = createServer(o.http ?? {}, (req, res) => {
         if (fast === undefined || !fast(req, res)) handler(req, res);
       });
+      if (config.server.maxConnections > 0) {
+        server.maxConnections = config.server.maxConnections;
+        server.on('drop', () => metrics.connectionsDropped.inc());
+      }
       // What Fastify does to the server it makes itself.
       server.keepAliveTimeout = o.keepAliveTimeout as number;
       server.requestTimeout = o.requestTimeout as number;
@@ -370,12 +379,58 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     }
     if (rt.state.shuttingDown) reply.header('connection', 'close');
     if (countedUrl(req.url)) inflight.inc();
+    // Node passes a raw `#` through in the request target, and the router would cut the path
+    // there: `/api/v1/cache/a#b` would address key "a". Refuse it; `%23` is how a key holds `#`.
+    if (req.url.includes('#')) {
+      done(new DcacheError('INVALID_KEY', 'a raw "#" in the path: percent-encode it as %23'));
+      return;
+    }
     done();
   });
-  if (config.rateLimit.max > 0) {
+  // Failed authentications (401, 403) are counted per client on every route, /internal/
+  // included; past the limit, a client's authenticated calls answer 429 until the window ends,
+  // whatever token they carry, so that guessing tokens costs a window per few guesses.
+  const authFailures = new WindowCounter(config.rateLimit.authWindow);
+  const authLimit = config.rateLimit.authFailures;
+  if (authLimit > 0) {
+    app.addHook('onRequest', (req, reply, done) => {
+      if (req.headers.authorization === undefined && !req.url.startsWith('/internal/')) {
+        done();
+        return;
+      }
+      const seen = authFailures.peek(req.ip);
+      if (seen.current < authLimit) {
+        done();
+        return;
+      }
+      metrics.authFailures.inc({ outcome: 'throttled' });
+      const retry = Math.max(1, Math.ceil(seen.ttl / 1_000));
+      reply.header('retry-after', String(retry));
+      done(
+        new DcacheError(
+          'AUTH_THROTTLED',
+          `${seen.current} failed authentications from this client; retry in ${retry} s with a valid token`,
+        ),
+      );
+    });
+  }
+  // The rate limit: one counter per client for both paths (the fast path counts in it too).
+  const requests =
+    config.rateLimit.max > 0 ? new WindowCounter(config.rateLimit.window) : undefined;
+  if (requests) {
+    const shared = {
+      incr: (key: string, cb: (e: Error | null, r: { current: number; ttl: number }) => void) =>
+        cb(null, requests.hit(key)),
+      read: (key: string, cb: (e: Error | null, r: { current: number; ttl: number }) => void) =>
+        cb(null, requests.peek(key)),
+      child: () => shared,
+    };
     await app.register(rateLimit, {
       max: config.rateLimit.max,
       timeWindow: config.rateLimit.window,
+      store: function Store() {
+        return shared;
+      } as unknown as never,
       allowList: (req) =>
         req.url.startsWith('/health') || req.url === '/metrics' || req.url.startsWith('/internal/'),
       onExceeded: () => metrics.rateLimited.inc(),
@@ -435,6 +490,10 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
   app.setErrorHandler((err, req, reply) => {
     const { code, message } = codeOf(err);
     const status = ERRORS[code].status;
+    if (code === 'UNAUTHORIZED' || code === 'FORBIDDEN') {
+      authFailures.hit(req.ip);
+      metrics.authFailures.inc({ outcome: code === 'UNAUTHORIZED' ? 'unauthorized' : 'forbidden' });
+    }
     if (status >= 500 && code === 'INTERNAL') req.log.error({ err }, 'unhandled error');
     else if (status >= 500) req.log.warn({ code, msg: message }, 'upstream error');
     const body: Record<string, unknown> = errorBody(code, message);
@@ -464,8 +523,7 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const record = recorders.get(`${FAST_PREFIX}:key`);
-  // With a rate limit every request has to pass @fastify/rate-limit, so there is no fast path.
-  if (config.server.fastPath && config.rateLimit.max === 0 && record) {
+  if (config.server.fastPath && record) {
     fast = createFastPath({
       rt,
       ops,
@@ -474,6 +532,16 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
       security,
       extraHeaders,
       reserved,
+      // Counted in the same windows as Fastify's path; a request past the limit is left to
+      // Fastify, whose rate-limit plugin answers the 429.
+      ...(requests
+        ? {
+            rateLimit: {
+              max: config.rateLimit.max,
+              hit: (req: IncomingMessage) => requests.hit(clientAddress(req, trust)),
+            },
+          }
+        : {}),
     });
   }
   return app;

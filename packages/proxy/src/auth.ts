@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { DcacheError } from './errors.js';
+import { isLocalClient } from './security/client-address.js';
 
 const digestOf = (s: string) => createHash('sha256').update(s).digest();
 
@@ -24,7 +25,18 @@ export function requireToken(req: FastifyRequest, expected: string): void {
   if (!safeEqual(got, expected)) throw new DcacheError('FORBIDDEN');
 }
 
-/** Admin calls: open when no admin token is configured, else the token is required. */
-export function requireAdmin(req: FastifyRequest, adminToken: string): void {
-  if (adminToken !== '') requireToken(req, adminToken);
+/** The admin settings that decide who may flush and change the ring. */
+export interface AdminAccess {
+  token: string;
+  protectedMode: boolean;
+}
+
+/**
+ * Admin calls: with a token, the token is required. Without one (protected mode, as Redis
+ * does it), only clients on this host are served; others get 403 PROTECTED_MODE, which says how
+ * to set a token. `protectedMode: false` opens admin calls to everyone (a deliberate choice).
+ */
+export function requireAdmin(req: FastifyRequest, admin: AdminAccess): void {
+  if (admin.token !== '') requireToken(req, admin.token);
+  else if (admin.protectedMode && !isLocalClient(req.raw)) throw new DcacheError('PROTECTED_MODE');
 }

@@ -35,6 +35,11 @@ export interface FastPathDeps {
   extraHeaders: (() => Record<string, string>) | undefined;
   /** Static routes that share the `/api/v1/cache/{segment}` shape (`batch`, `keys`, `stats`). */
   reserved: ReadonlySet<string>;
+  /** The rate limit, when one is set: counts a request of its client, in Fastify's windows. */
+  rateLimit?: {
+    max: number;
+    hit: (req: IncomingMessage) => { current: number; ttl: number };
+  };
 }
 
 const PREFIX = '/api/v1/cache/';
@@ -96,12 +101,13 @@ function plainJsonType(ct: string | undefined): boolean {
  * no request body except a PUT's JSON with Content-Length within the limit, and no earlier
  * request of the same connection still being answered. It returns false for anything else
  * and Fastify serves it; answers are the same either way (test/fast-path-parity.test.ts).
- * Rate limiting runs in Fastify only: the app does not install this handler when a limit is set.
+ * With a rate limit, each request it serves is counted in the same windows as Fastify's path
+ * and carries the same X-RateLimit-* headers; one past the limit is left to Fastify's 429.
  */
 export function createFastPath(
   d: FastPathDeps,
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { rt, ops, codeOf, record, security, extraHeaders, reserved } = d;
+  const { rt, ops, codeOf, record, security, extraHeaders, reserved, rateLimit } = d;
   const { inflight } = rt.metrics;
   const fastPath = rt.metrics.localCounter(rt.metrics.fastPath, {});
   const { state, log } = rt;
@@ -136,8 +142,11 @@ export function createFastPath(
 
   // One array for every response: writeHead reads it synchronously and keeps no reference.
   const out: string[] = base.slice();
+  // The X-RateLimit-* values of the request being answered (set just before it is served).
+  let limitHeaders: string[] | undefined;
   function headers(id: string, length: number, json: boolean, close: boolean): string[] {
     out.length = base.length;
+    if (limitHeaders !== undefined) out.push(...limitHeaders);
     if (!splice) {
       if (json) out.push('content-type', JSON_TYPE);
       if (extraHeaders) {
@@ -163,7 +172,13 @@ export function createFastPath(
   }
 
   /** One request being served: its answer, its metrics and its log lines. */
-  function serve(req: IncomingMessage, res: ServerResponse, method: string, key: string): void {
+  function serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+    key: string,
+    limit: string[] | undefined,
+  ): void {
     const start = performance.now();
     inflight.inc();
     fastPath.inc();
@@ -173,6 +188,7 @@ export function createFastPath(
     const send = (status: number, body: string, json: boolean, close = false) => {
       if (answered) return;
       answered = true;
+      limitHeaders = limit;
       writeHead(res, status, headers(id, Buffer.byteLength(body), json, close), json);
       res.end(body);
       inflight.dec();
@@ -277,7 +293,13 @@ export function createFastPath(
       if ((cl !== undefined && cl !== '0') || h['transfer-encoding'] !== undefined) return false;
     } else return false;
     let key = url.slice(PREFIX.length);
-    if (key.length === 0 || key.length > maxSegment || key.includes('/') || key.includes('?'))
+    if (
+      key.length === 0 ||
+      key.length > maxSegment ||
+      key.includes('/') ||
+      key.includes('?') ||
+      key.includes('#')
+    )
       return false;
     if (key.includes('%')) {
       try {
@@ -290,8 +312,21 @@ export function createFastPath(
     const sock = req.socket as OrderedSocket;
     const prev = sock[kLastResponse];
     if (prev !== undefined && !prev.writableFinished && !prev.destroyed) return false;
+    let limit: string[] | undefined;
+    if (rateLimit !== undefined) {
+      const c = rateLimit.hit(req);
+      if (c.current > rateLimit.max) return false;
+      limit = [
+        'x-ratelimit-limit',
+        String(rateLimit.max),
+        'x-ratelimit-remaining',
+        String(rateLimit.max - c.current),
+        'x-ratelimit-reset',
+        String(Math.ceil(c.ttl / 1_000)),
+      ];
+    }
     sock[kLastResponse] = res;
-    serve(req, res, method, key);
+    serve(req, res, method, key, limit);
     return true;
   };
 }

@@ -446,6 +446,17 @@ export function createMetrics(opts: MetricsOptions = {}) {
     help: 'Requests refused with 429 by the rate limiter.',
     registers,
   });
+  const authFailures = new Counter({
+    name: 'dcache_auth_failures_total',
+    help: 'Requests refused for authentication, by outcome: unauthorized (401), forbidden (403), throttled (429 AUTH_THROTTLED).',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const connectionsDropped = new Counter({
+    name: 'dcache_http_connections_dropped_total',
+    help: 'Client connections closed at once because server.max_connections were open.',
+    registers,
+  });
   const fastPath = new Counter({
     name: 'dcache_http_fast_path_requests_total',
     help: 'Single-key requests answered by the node:http fast path ahead of Fastify.',
@@ -555,6 +566,10 @@ export function createMetrics(opts: MetricsOptions = {}) {
     membershipChanges,
     /** dcache_rate_limited_total. */
     rateLimited,
+    /** dcache_auth_failures_total {outcome}. */
+    authFailures,
+    /** dcache_http_connections_dropped_total. */
+    connectionsDropped,
     /** dcache_http_fast_path_requests_total. */
     fastPath,
     /** dcache_http_inflight_requests. */

@@ -68,6 +68,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     throw e;
   }
   cluster?.started(url);
+  warnOpenAdmin(config, log);
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
@@ -93,4 +94,19 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     return closing;
   };
   return { app, rt, url, close };
+}
+
+/** One warning at start when admin calls (flush, ring changes) need no token. */
+function warnOpenAdmin(config: Config, log: Logger): void {
+  if (config.admin.token !== '') return;
+  if (config.admin.protectedMode)
+    log.warn(
+      { setting: 'DC_ADMIN_TOKEN' },
+      'no admin token: flush and ring changes answer loopback clients only (protected mode); set DC_ADMIN_TOKEN to manage the proxy from elsewhere',
+    );
+  else
+    log.warn(
+      { setting: 'DC_ADMIN_PROTECTED_MODE' },
+      'no admin token and protected mode off: ANY client that reaches this port can flush the cache and change the ring; set DC_ADMIN_TOKEN',
+    );
 }

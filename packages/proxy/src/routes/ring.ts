@@ -77,7 +77,7 @@ function checkFields(body: Record<string, unknown>, allowed: Set<string>): void 
 /** Ring routes: GET ring and owner; admin POST/DELETE/PATCH of nodes. */
 export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
   // An onRequest hook: the token is checked before the body is read or parsed.
-  const admin = async (req: FastifyRequest) => requireAdmin(req, rt.config.admin.token);
+  const admin = async (req: FastifyRequest) => requireAdmin(req, rt.config.admin);
   // The change is live when these answer; they also wait (bounded) for the state file.
   const saved = async () => {
     await rt.persister?.flushed();

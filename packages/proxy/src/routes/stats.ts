@@ -89,7 +89,7 @@ export function statsRoutes(app: FastifyInstance, rt: Runtime): void {
     '/api/v1/cache/',
     {
       // The token is checked before a body (if any) is read.
-      onRequest: async (req) => requireAdmin(req, config.admin.token),
+      onRequest: async (req) => requireAdmin(req, config.admin),
       schema: { summary: 'Flush every node (FLUSHDB)', security: adminSecurity },
     },
     async (req, reply) => {
@@ -100,7 +100,7 @@ export function statsRoutes(app: FastifyInstance, rt: Runtime): void {
       await Promise.all(
         ids.map(async (id) => {
           try {
-            await exec.run(id, 'flushdb', (c) => c.flushdb());
+            await exec.run(id, 'flushdb', (c) => c.flushdb('ASYNC'));
             flushed++;
           } catch (e) {
             failed[id] = (e as DcacheError).code ?? 'NODE_ERROR';
