@@ -52,6 +52,43 @@ export const MEMBER_STATES: readonly MemberState[] = Object.freeze([
 ]);
 export const MAX_ENTRIES = 4096;
 export const MAX_ID_LENGTH = 255;
+/**
+ * Highest version an entry or a routing register may carry: 2^39 (about 5.5e11 changes of one
+ * node). Far below 2^53, so that version + 1 is always exact; and low enough that the routing
+ * epoch (`docVersion`, the sum of every version of a document of at most MAX_ENTRIES entries and
+ * MAX_ENTRIES routing registers) stays at most 2 × 2^12 × 2^39 = 2^52, a safe integer. A change
+ * that would pass it throws VersionLimitError; a document carrying a version above it is invalid.
+ */
+export const MAX_VERSION = 2 ** 39;
+/** Ids that are never node ids: JSON parsers and plain objects treat these keys specially. */
+export const RESERVED_IDS: readonly string[] = Object.freeze([
+  '__proto__',
+  'constructor',
+  'prototype',
+]);
+
+/** A change refused because a version would pass MAX_VERSION (never an overflow). */
+export class VersionLimitError extends RangeError {
+  readonly code = 'VERSION_LIMIT';
+  /** The node id whose entry or routing register is at the cap. */
+  readonly id: string;
+  readonly register: 'entry' | 'routing';
+  constructor(id: string, register: 'entry' | 'routing') {
+    super(
+      `the ${register === 'entry' ? 'entry' : 'routing register'} of ${JSON.stringify(id)} is at the version cap (${MAX_VERSION}) and cannot change any more`,
+    );
+    this.name = 'VersionLimitError';
+    this.id = id;
+    this.register = register;
+  }
+}
+
+/** The version after `prev` (1 for a new register); VersionLimitError past MAX_VERSION. */
+function nextVersion(prev: number | undefined, id: string, register: 'entry' | 'routing'): number {
+  const v = (prev ?? 0) + 1;
+  if (!(v <= MAX_VERSION)) throw new VersionLimitError(id, register);
+  return v;
+}
 export const MIN_WEIGHT = 1;
 export const MAX_WEIGHT = 1000;
 
@@ -154,11 +191,12 @@ export function setRouting(
   const prev = doc.routing?.[id];
   if ((prev?.state ?? 'up') === state && prev !== undefined) return doc;
   if (prev === undefined && state === 'up') return doc;
+  const version = nextVersion(prev?.version, id, 'routing');
   const routing = routingMap(doc);
-  routing.set(
-    id,
-    Object.freeze({ id, state, version: (prev?.version ?? 0) + 1, writer, updatedAt: now }),
-  );
+  if (prev === undefined && routing.size >= MAX_ENTRIES) {
+    throw new RangeError(`the document holds ${MAX_ENTRIES} routing registers: no more fit`);
+  }
+  routing.set(id, Object.freeze({ id, state, version, writer, updatedAt: now }));
   return makeDoc(entryMap(doc), routing);
 }
 
@@ -186,6 +224,7 @@ export function upsertEntry(
   checkWriter(writer);
   if (!Number.isFinite(now) || now < 0) throw new TypeError('now must be a finite number >= 0');
   const prev = doc.entries[change.id];
+  const version = nextVersion(prev?.version, change.id, 'entry');
   const address = change.address ?? prev?.address;
   if (address === undefined) {
     throw new TypeError(`entry ${JSON.stringify(change.id)} is new and needs an address`);
@@ -203,11 +242,16 @@ export function upsertEntry(
     address,
     weight,
     state,
-    version: (prev?.version ?? 0) + 1,
+    version,
     writer,
     updatedAt: now,
   });
   const out = entryMap(doc);
+  if (prev === undefined && out.size >= MAX_ENTRIES) {
+    throw new RangeError(
+      `the ring holds ${MAX_ENTRIES} entries (removed nodes count): no node can be added`,
+    );
+  }
   out.set(change.id, entry);
   return makeDoc(out, routingMap(doc));
 }
@@ -230,7 +274,8 @@ export function liveEntries(doc: MembershipDoc): MemberEntry[] {
 
 /**
  * Sum of entry and routing versions: the routing epoch. Never decreases under merge, upsert or
- * setRouting; every change of who serves a key (admin or health) increases it.
+ * setRouting; every change of who serves a key (admin or health) increases it. At most 2^52 (a
+ * safe integer) for a document within MAX_ENTRIES entries and registers (see MAX_VERSION).
  */
 export function docVersion(doc: MembershipDoc): number {
   let v = 0;
@@ -285,6 +330,11 @@ function checkId(id: unknown, what: string): asserts id is string {
     throw new TypeError(`${what} is longer than ${MAX_ID_LENGTH} characters`);
   }
   if (hasControl(id)) throw new TypeError(`${what} contains control characters`);
+  if (RESERVED_IDS.includes(id)) {
+    throw new TypeError(
+      `${what} ${JSON.stringify(id)} is reserved (${RESERVED_IDS.join(', ')} are never node ids)`,
+    );
+  }
 }
 
 function checkWriter(writer: unknown): asserts writer is string {
@@ -378,6 +428,9 @@ function checkStamp(
   const version = r['version'];
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
     throw new TypeError(`${where}.version must be a positive integer`);
+  }
+  if (version > MAX_VERSION) {
+    throw new TypeError(`${where}.version ${version} is above the version cap ${MAX_VERSION}`);
   }
   try {
     checkWriter(r['writer']);

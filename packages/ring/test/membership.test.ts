@@ -21,7 +21,7 @@ import {
 
 const entryArb: fc.Arbitrary<MemberEntry> = fc
   .record({
-    id: fc.constantFrom('a:1', 'b:1', 'c:1', 'd:1', '__proto__'),
+    id: fc.constantFrom('a:1', 'b:1', 'c:1', 'd:1', 'toString'),
     address: fc.constantFrom('10.0.0.1:6379', '10.0.0.2:6379'),
     weight: fc.integer({ min: 1, max: 3 }),
     state: fc.constantFrom('active', 'draining', 'removed'),
@@ -33,7 +33,7 @@ const entryArb: fc.Arbitrary<MemberEntry> = fc
 
 const routingArb: fc.Arbitrary<RoutingEntry> = fc
   .record({
-    id: fc.constantFrom('a:1', 'b:1', 'c:1', '__proto__'),
+    id: fc.constantFrom('a:1', 'b:1', 'c:1', 'toString'),
     state: fc.constantFrom('up', 'out', 'rejoining'),
     version: fc.integer({ min: 1, max: 4 }),
     writer: fc.constantFrom('p1', 'p2', ''),
@@ -272,13 +272,27 @@ describe('validateDoc', () => {
     for (let i = 0; i < 4097; i++) entries[`n${i}`] = { ...good, id: `n${i}` };
     expect(() => validateDoc({ entries })).toThrow(/at most 4096/);
   });
-  it('treats "__proto__" from JSON as a plain id', () => {
+  it('treats "toString" or "hasOwnProperty" from JSON as plain ids', () => {
     const doc = validateDoc(
-      JSON.parse(`{"entries":{"__proto__":${JSON.stringify({ ...good, id: '__proto__' })}}}`),
+      JSON.parse(
+        `{"entries":{"toString":${JSON.stringify({ ...good, id: 'toString' })},"hasOwnProperty":${JSON.stringify({ ...good, id: 'hasOwnProperty' })}}}`,
+      ),
     );
-    expect(Object.keys(doc.entries)).toEqual(['__proto__']);
-    expect(activeNodes(doc)).toHaveLength(1);
+    expect(Object.keys(doc.entries)).toEqual(['hasOwnProperty', 'toString']);
+    expect(activeNodes(doc)).toHaveLength(2);
   });
+  for (const id of ['__proto__', 'constructor', 'prototype']) {
+    it(`refuses the reserved id ${id} (entries and routing, as JSON keys too)`, () => {
+      const entry = JSON.stringify({ ...good, id });
+      expect(() => validateDoc(JSON.parse(`{"entries":{"${id}":${entry}}}`))).toThrow(
+        /is reserved/,
+      );
+      const reg = JSON.stringify({ id, state: 'out', version: 1, writer: 'p', updatedAt: 0 });
+      expect(() => validateDoc(JSON.parse(`{"entries":{},"routing":{"${id}":${reg}}}`))).toThrow(
+        /is reserved/,
+      );
+    });
+  }
 });
 
 describe('parseAddress / nodeIdFor', () => {
