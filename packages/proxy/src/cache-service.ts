@@ -42,9 +42,49 @@ export interface CacheServiceDeps {
  */
 export const TOMBSTONE = '\u0000dcache:deleted';
 
+/** A key of a batch get left unfetched because the answer's byte budget was spent. */
+const OVER_BUDGET = Symbol('over budget');
+
+/** Executor options of multi-key commands: their own size may make them slow, not the node. */
+const BULK = { chargeTimeout: false } as const;
+
 /** A stored value, or null for an absent or deleted key. */
 const live = (v: string | null | undefined): string | null =>
   v === null || v === undefined || v === TOMBSTONE ? null : v;
+
+/** The bounds of one batch get: its answer's value bytes and the keys of one MGET. */
+export interface BatchGetLimits {
+  /** Most value bytes the answer may carry; keys past it fail with RESPONSE_TOO_LARGE. */
+  maxBytes: number;
+  /** Most keys in one MGET; a node's chunks run one after the other, each with its deadline. */
+  chunkKeys: number;
+}
+
+const UNBOUNDED: BatchGetLimits = { maxBytes: Number.POSITIVE_INFINITY, chunkKeys: 1_000_000 };
+
+/**
+ * What is left of a batch answer's byte budget. Once a value does not fit, the budget is spent:
+ * no further chunk is fetched on any node, and every key not yet answered fails.
+ */
+class AnswerBudget {
+  left: number;
+  spent = false;
+  constructor(bytes: number) {
+    this.left = bytes;
+  }
+  /** True when `v` fits (and is charged); false spends the budget. */
+  take(v: string): boolean {
+    if (this.spent) return false;
+    // A JS string of n units is at most 3n UTF-8 bytes: count exactly only near the limit.
+    const n = v.length * 3 <= this.left ? v.length : Buffer.byteLength(v);
+    if (n > this.left) {
+      this.spent = true;
+      return false;
+    }
+    this.left -= n;
+    return true;
+  }
+}
 
 type WriteOp =
   | { key: string; del: true }
@@ -179,10 +219,14 @@ export class CacheService {
   }
 
   /** MGET per node, all nodes in parallel; fallbacks (replicas, previous owner) in further rounds. */
-  async batchGet(keys: readonly string[]): Promise<BatchGetResult> {
+  async batchGet(
+    keys: readonly string[],
+    limits: BatchGetLimits = UNBOUNDED,
+  ): Promise<BatchGetResult> {
     const unique = [...new Set(keys)];
+    const budget = new AnswerBudget(limits.maxBytes);
     if (this.router.replicas === 1 && this.router.previous() === undefined)
-      return this.batchGetPrimaries(unique);
+      return this.batchGetPrimaries(unique, limits.chunkKeys, budget);
     const found = new Map<string, string>();
     // Null prototype: a key named __proto__ must be an ordinary entry.
     const failed: FailedMap = Object.create(null);
@@ -217,10 +261,19 @@ export class CacheService {
         [...groups].map(async ([node, ks]) => {
           nodesUsed.add(node);
           try {
-            const vals = await this.exec.run(node, 'mget', (c) => c.mget(ks));
+            const vals = await this.mgetChunked(node, ks, limits.chunkKeys, budget);
             const hitsHere: [string, string][] = [];
             ks.forEach((k, i) => {
               const v = vals[i];
+              if (
+                v === OVER_BUDGET ||
+                (v !== null && v !== undefined && v !== TOMBSTONE && !budget.take(v))
+              ) {
+                // A definite answer for this key: asking the next candidate would not fit either.
+                failed[k] = 'RESPONSE_TOO_LARGE';
+                missed.delete(k);
+                return;
+              }
               if (v === TOMBSTONE) {
                 // Deleted: a definite miss, not a reason to ask the next candidate.
                 missed.add(k);
@@ -271,7 +324,11 @@ export class CacheService {
    * `batchGet` with one owner per key and no warm-up window: one round, no fallback candidates,
    * so no per-key owner lists or maps (what `batchGet` would compute, without the allocations).
    */
-  private async batchGetPrimaries(unique: readonly string[]): Promise<BatchGetResult> {
+  private async batchGetPrimaries(
+    unique: readonly string[],
+    chunkKeys: number,
+    budget: AnswerBudget,
+  ): Promise<BatchGetResult> {
     const found = new Map<string, string>();
     // Null prototype: a key named __proto__ must be an ordinary entry.
     const failed: FailedMap = Object.create(null);
@@ -289,20 +346,25 @@ export class CacheService {
     const calls: Promise<void>[] = [];
     for (const [node, ks] of groups) {
       calls.push(
-        this.exec
-          .run(node, 'mget', (c) => c.mget(ks))
-          .then(
-            (vals) => {
-              for (let i = 0; i < ks.length; i++) {
-                const v = live(vals[i]);
-                if (v !== null) found.set(ks[i] as string, v);
+        this.mgetChunked(node, ks, chunkKeys, budget).then(
+          (vals) => {
+            for (let i = 0; i < ks.length; i++) {
+              const raw = vals[i];
+              if (raw === OVER_BUDGET) {
+                failed[ks[i] as string] = 'RESPONSE_TOO_LARGE';
+                continue;
               }
-            },
-            (e: unknown) => {
-              const code = (e as DcacheError).code ?? 'NODE_ERROR';
-              for (const k of ks) failed[k] = code;
-            },
-          ),
+              const v = live(raw);
+              if (v === null) continue;
+              if (budget.take(v)) found.set(ks[i] as string, v);
+              else failed[ks[i] as string] = 'RESPONSE_TOO_LARGE';
+            }
+          },
+          (e: unknown) => {
+            const code = (e as DcacheError).code ?? 'NODE_ERROR';
+            for (const k of ks) failed[k] = code;
+          },
+        ),
       );
     }
     await Promise.all(calls);
@@ -312,6 +374,32 @@ export class CacheService {
     this.m.hits.inc({ op: 'batch_get' }, found.size);
     this.m.misses.inc({ op: 'batch_get' }, missing.length);
     return { found, missing, failed, nodes: groups.size };
+  }
+
+  /**
+   * MGET `ks` on `node` in chunks of at most `chunkKeys`, one after the other: no command carries
+   * more than a chunk, so none runs past the deadline because of the batch's own size, and a
+   * timeout of one is not charged to the node's health (a probe or a single-key call would be).
+   * Once the budget is spent, the keys of chunks not yet sent are OVER_BUDGET.
+   */
+  private async mgetChunked(
+    node: string,
+    ks: string[],
+    chunkKeys: number,
+    budget: AnswerBudget,
+  ): Promise<(string | null | typeof OVER_BUDGET)[]> {
+    if (ks.length <= chunkKeys) return this.exec.run(node, 'mget', (c) => c.mget(ks), BULK);
+    const out: (string | null | typeof OVER_BUDGET)[] = [];
+    for (let i = 0; i < ks.length; i += chunkKeys) {
+      if (budget.spent) {
+        for (let j = i; j < ks.length; j++) out.push(OVER_BUDGET);
+        break;
+      }
+      const part = ks.slice(i, i + chunkKeys);
+      const vals = await this.exec.run(node, 'mget', (c) => c.mget(part), BULK);
+      for (const v of vals) out.push(v);
+    }
+    return out;
   }
 
   /** SET many keys: one pipeline per node, all nodes in parallel; a key fails when its primary did. */
@@ -372,17 +460,22 @@ export class CacheService {
     await Promise.all(
       [...plan].map(async ([node, p]) => {
         try {
-          const res = await this.exec.run(node, 'pipeline', (c) => {
-            const pl = c.pipeline();
-            for (let j = 0; j < p.ops.length; j++) {
-              const o = p.ops[j] as WriteOp;
-              if (o.del && tomb > 0 && p.owner[j]) pl.set(o.key, TOMBSTONE, 'PX', tomb, 'GET');
-              else if (o.del) pl.del(o.key);
-              else if (o.ttlMs > 0) pl.set(o.key, o.value, 'PX', o.ttlMs);
-              else pl.set(o.key, o.value);
-            }
-            return execPipeline(pl);
-          });
+          const res = await this.exec.run(
+            node,
+            'pipeline',
+            (c) => {
+              const pl = c.pipeline();
+              for (let j = 0; j < p.ops.length; j++) {
+                const o = p.ops[j] as WriteOp;
+                if (o.del && tomb > 0 && p.owner[j]) pl.set(o.key, TOMBSTONE, 'PX', tomb, 'GET');
+                else if (o.del) pl.del(o.key);
+                else if (o.ttlMs > 0) pl.set(o.key, o.value, 'PX', o.ttlMs);
+                else pl.set(o.key, o.value);
+              }
+              return execPipeline(pl);
+            },
+            BULK,
+          );
           res.forEach(([err, val], j) => {
             const i = p.idx[j] as number;
             const key = (ops[i] as WriteOp).key;

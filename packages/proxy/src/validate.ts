@@ -27,6 +27,11 @@ export function checkTtl(ttl: unknown, def: number): number {
     );
   }
   if (ms > MAX_TTL_MS) throw new DcacheError('INVALID_TTL', 'ttl is longer than 365 days');
+  if (ms === 0 && typeof ttl === 'number' && ttl > 0)
+    throw new DcacheError(
+      'INVALID_TTL',
+      `ttl ${ttl} s rounds to 0 ms, which would mean no expiry; the shortest TTL is 1 ms (0.001)`,
+    );
   if (
     ms === 0 &&
     ttl !== 0 &&
@@ -39,8 +44,43 @@ export function checkTtl(ttl: unknown, def: number): number {
   return ms;
 }
 
+/** Default deepest nesting of a value (DC_LIMITS_MAX_VALUE_DEPTH). */
+export const DEFAULT_MAX_DEPTH = 64;
+
+/**
+ * Throws VALUE_TOO_DEEP when `value` nests arrays or objects deeper than `maxDepth` (a scalar
+ * is depth 0, `[1]` depth 1). Iterative: JSON.stringify recurses and would overflow the stack
+ * on a value parsed from a few kilobytes of brackets, which must be a 400, never a 500.
+ */
+export function checkDepth(value: unknown, maxDepth: number): void {
+  if (typeof value !== 'object' || value === null) return;
+  const stack: unknown[] = [value];
+  const depths: number[] = [1];
+  while (stack.length > 0) {
+    const v = stack.pop() as object;
+    const d = depths.pop() as number;
+    if (d > maxDepth)
+      throw new DcacheError(
+        'VALUE_TOO_DEEP',
+        `the value nests arrays or objects more than ${maxDepth} levels deep (DC_LIMITS_MAX_VALUE_DEPTH)`,
+      );
+    const children = Array.isArray(v) ? v : Object.values(v);
+    for (const c of children) {
+      if (typeof c === 'object' && c !== null) {
+        stack.push(c);
+        depths.push(d + 1);
+      }
+    }
+  }
+}
+
 /** Serialize a value to its stored JSON text, enforcing the size limit (PAYLOAD_TOO_LARGE). */
-export function serializeValue(value: unknown, maxBytes: number): string {
+export function serializeValue(
+  value: unknown,
+  maxBytes: number,
+  maxDepth = DEFAULT_MAX_DEPTH,
+): string {
+  checkDepth(value, maxDepth);
   const text = JSON.stringify(value);
   if (text === undefined) throw new DcacheError('MISSING_VALUE');
   if (

@@ -46,6 +46,8 @@ const EXPECTED: Record<string, string> = {
   peers: 'dcache_peers',
   membershipChanges: 'dcache_membership_changes_total',
   rateLimited: 'dcache_rate_limited_total',
+  authFailures: 'dcache_auth_failures_total',
+  connectionsDropped: 'dcache_http_connections_dropped_total',
   fastPath: 'dcache_http_fast_path_requests_total',
   inflight: 'dcache_http_inflight_requests',
 };

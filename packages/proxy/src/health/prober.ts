@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { STALL_MS } from '../upstream/executor.js';
 import type { NodePool } from '../upstream/node-pool.js';
 import type { HealthTracker } from './health-tracker.js';
@@ -9,6 +10,13 @@ export interface ProberOptions {
   timeout: number;
   /** Called with the PING latency in seconds, or an error. */
   onProbe?: (node: string, seconds: number, err?: unknown) => void;
+}
+
+/** Rejects when the node is a replica (ROLE answers `slave`). */
+async function assertPrimary(r: Redis): Promise<void> {
+  const role = (await r.role()) as unknown[];
+  if (role[0] !== 'master')
+    throw new Error(`READONLY the node is a ${String(role[0])}, not a primary`);
 }
 
 /** PINGs every node: healthy ones every `interval`, ejected ones every `retryInterval`. */
@@ -63,8 +71,14 @@ export class Prober {
     const start = performance.now();
     let timer: NodeJS.Timeout | undefined;
     try {
+      // An ejected node comes back only as a primary: a replica answers PING but refuses
+      // writes (READONLY), which is what ejected it.
+      const check =
+        this.health.state(id) === 'closed'
+          ? node.pingAll()
+          : node.pingAll().then(() => assertPrimary(node.redis()));
       await Promise.race([
-        node.pingAll(),
+        check,
         new Promise((_, reject) => {
           timer = setTimeout(
             () => reject(new Error(`PING timed out after ${this.opts.timeout} ms`)),

@@ -32,7 +32,15 @@ function allFailed(reply: FastifyReply, failed: FailedMap): FastifyReply {
 /** Batch routes: POST /api/v1/cache/batch, POST /api/v1/cache/batch/get, DELETE /api/v1/cache/batch. */
 export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
   const { cache, config, metrics } = rt;
-  const { maxBatchKeys, maxKeyBytes, maxValueBytes } = config.limits;
+  const { maxBatchKeys, maxKeyBytes, maxValueBytes, maxValueDepth } = config.limits;
+  // An MGET carries at most about one answer's worth of the largest values (16..256 keys).
+  const getLimits = {
+    maxBytes: config.limits.maxBatchResponseBytes,
+    chunkKeys: Math.min(
+      256,
+      Math.max(16, Math.floor(config.limits.maxBatchResponseBytes / maxValueBytes)),
+    ),
+  };
 
   app.post<{ Body: unknown }>(
     '/api/v1/cache/batch',
@@ -94,7 +102,7 @@ export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
         const it = item as { value: unknown; ttl?: unknown };
         return {
           key,
-          value: serializeValue(it.value, maxValueBytes),
+          value: serializeValue(it.value, maxValueBytes, maxValueDepth),
           ttlMs: checkTtl(it.ttl, config.cache.defaultTtl),
         };
       });
@@ -126,9 +134,17 @@ export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
     async (req, reply) => {
       const keys = checkKeyList(req.body, maxBatchKeys, maxKeyBytes);
       metrics.batchKeys.observe({ op: 'batch_get' }, keys.length);
-      const res = await cache.batchGet(keys);
+      const res = await cache.batchGet(keys, getLimits);
       const unique = res.found.size + res.missing.length + Object.keys(res.failed).length;
       const status = batchStatus(unique, res.failed);
+      if (status === 503 && Object.values(res.failed).every((c) => c === 'RESPONSE_TOO_LARGE'))
+        return reply.code(413).send({
+          error: {
+            code: 'RESPONSE_TOO_LARGE',
+            message: `no value fits in the ${getLimits.maxBytes}-byte answer limit (DC_LIMITS_MAX_BATCH_RESPONSE_BYTES)`,
+          },
+          failed: res.failed,
+        });
       if (status === 503) return allFailed(reply, res.failed);
       // Values are stored JSON text: splice them in without parsing.
       let items = '';

@@ -63,7 +63,7 @@ export function singleKeyOps(rt: Runtime): SingleKeyOps {
         const body = checkObject(b, 'the body');
         if (!('value' in body)) throw new DcacheError('MISSING_VALUE');
         ttlMs = checkTtl(body.ttl, defaultTtl);
-        text = serializeValue(body.value, maxValue);
+        text = serializeValue(body.value, maxValue, config.limits.maxValueDepth);
       } catch (e) {
         return Promise.reject(e);
       }

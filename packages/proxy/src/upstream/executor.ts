@@ -11,6 +11,15 @@ type Timer = { observe(v: number): void };
 /** A timer this late (ms) means the process stood still; what it measured is not the node's doing. */
 export const STALL_MS = 250;
 
+/** Options of one call. */
+export interface RunOptions {
+  /**
+   * False for calls whose own size can make them slow (multi-key batches): their timeout is not
+   * charged to the node's health. Connection failures still are.
+   */
+  chargeTimeout?: boolean;
+}
+
 /** Runs one Redis call on a node: times it, feeds passive health, maps failures to stable codes. */
 export class Executor {
   private readonly pool: NodePool;
@@ -27,7 +36,7 @@ export class Executor {
   }
 
   /** Run `fn` on a connection of `node`; rejects with a DcacheError (NODE_TIMEOUT/UNAVAILABLE/ERROR). */
-  run<T>(node: string, op: RedisOp, fn: (r: Redis) => Promise<T>): Promise<T> {
+  run<T>(node: string, op: RedisOp, fn: (r: Redis) => Promise<T>, opts?: RunOptions): Promise<T> {
     if (node === FENCED)
       return Promise.reject(
         new DcacheError(
@@ -52,6 +61,8 @@ export class Executor {
         const err = redisError(node, e);
         this.metrics.redisErrors.inc({ node, op, code: err.code });
         if (err.code !== 'NODE_ERROR' && !stalled) this.health.failure(node, err.message);
+        else if (err.code === 'NODE_ERROR' && err.details?.unhealthy === true)
+          this.health.failure(node, err.message);
         reject(err);
       };
       // Our own deadline: ioredis serves one auto-pipeline per connection at a time, so behind a
@@ -61,7 +72,10 @@ export class Executor {
         // A deadline that fires far too late says this process stood still (paused, starved),
         // not that the node is slow: the call fails, the node's health is not charged.
         const late = performance.now() - start - this.deadlineMs;
-        fail(new Error(`Command timed out after ${this.deadlineMs} ms`), late > STALL_MS);
+        fail(
+          new Error(`Command timed out after ${this.deadlineMs} ms`),
+          late > STALL_MS || opts?.chargeTimeout === false,
+        );
       }, this.deadlineMs);
       let p: Promise<T>;
       try {

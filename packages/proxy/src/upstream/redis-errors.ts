@@ -18,7 +18,14 @@ export function redisError(node: string, err: unknown): DcacheError {
   const code = classifyRedisError(err);
   if (err instanceof DcacheError) return err;
   const reason = (err as Error)?.message ?? String(err);
-  return new DcacheError(code, `node ${node}: ${reason}`, { node });
+  // The node answers but cannot take writes: demoted to a replica, out of memory, or refusing
+  // writes after a failed save. Still a 502 for the request, and a failure of the node.
+  const unhealthy = code === 'NODE_ERROR' && /^(READONLY|MISCONF|OOM)\b/.test(reason);
+  return new DcacheError(
+    code,
+    `node ${node}: ${reason}`,
+    unhealthy ? { node, unhealthy } : { node },
+  );
 }
 
 /** A pipeline's results: `[error, value]` per command, as ioredis gives them. */
