@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Static checks of the deployment files: docker-compose.yml (every profile), docker/nginx.conf,
-# docker/prometheus*.yml, docker/grafana (provisioning + dashboards) and docker/Dockerfile.
-# Needs no Docker engine. Prints each check; exits non-zero if any fails. A tool that is not
-# installed is skipped visibly ("SKIP: <tool> not installed"), never silently.
+# docker/prometheus*.yml, docker/grafana (provisioning + dashboards) and docker/Dockerfile,
+# and that compose opens no door (scripts/check-deploy-secrets.mjs: no published Redis or
+# proxy port, no default credential, every secret required with ${VAR:?...}, no Prometheus
+# lifecycle API). Needs no Docker engine. Prints each check; exits non-zero if any fails. A
+# tool that is not installed is skipped visibly ("SKIP: <tool> not installed"), never silently.
 #
 #   bash scripts/check-deploy.sh
 set -euo pipefail
@@ -31,6 +33,22 @@ run() {
 }
 
 echo "== docker-compose.yml"
+# Secrets, published ports, Prometheus flags, trusted proxy; .env.example lists every variable.
+check "no open doors (scripts/check-deploy-secrets.mjs)"
+if out="$(node scripts/check-deploy-secrets.mjs --env-example .env.example docker-compose.yml 2>&1)"; then
+  ok "$out"
+else
+  fail "$out"
+fi
+check ".env is ignored by git"
+if ! command -v git >/dev/null 2>&1 || ! git rev-parse --git-dir >/dev/null 2>&1; then
+  skip "not a git checkout"
+elif git check-ignore -q .env; then
+  ok
+else
+  fail "add .env to .gitignore: it holds the compose secrets"
+fi
+
 compose=()
 if command -v docker-compose >/dev/null 2>&1; then
   compose=(docker-compose)
@@ -41,6 +59,24 @@ if [ ${#compose[@]} -eq 0 ]; then
   check "compose config"
   skip "docker-compose not installed"
 else
+  # Compose requires the secrets (${VAR:?...}). Without them it must refuse, pointing at
+  # .env.example; the checks below then run with .env.example filled with stand-ins (never
+  # the developer's .env, so the result does not depend on it).
+  required="$(grep -Eo '^[A-Za-z_][A-Za-z0-9_]*=$' .env.example | tr -d '=' || true)"
+  : >"$tmp/empty.env"
+  check "config refuses to run without the secrets of .env.example"
+  unset_args=()
+  for v in $required; do unset_args+=(-u "$v"); done
+  if out="$(env "${unset_args[@]}" "${compose[@]}" --env-file "$tmp/empty.env" \
+    -f docker-compose.yml config -q 2>&1)"; then
+    fail "compose accepted a run with none of: ${required//$'\n'/ }"
+  elif grep -q '\.env\.example' <<<"$out"; then
+    ok
+  else
+    fail "refused, but the message does not name .env.example:"$'\n'"$out"
+  fi
+  sed -E 's/^([A-Za-z_][A-Za-z0-9_]*)=$/\1=check-deploy-stand-in-\1/' .env.example >"$tmp/check.env"
+  compose+=(--env-file "$tmp/check.env")
   run "config -q (default profile)" "${compose[@]}" -f docker-compose.yml config -q
   for p in monitoring cluster loadbalancer; do
     run "config -q --profile $p" "${compose[@]}" -f docker-compose.yml --profile "$p" config -q
@@ -92,6 +128,19 @@ EOF
 fi
 
 echo "== docker/nginx.conf"
+check "X-Forwarded-For overwritten with \$remote_addr (clients cannot spoof it)"
+if grep -Eq '^\s*proxy_set_header\s+X-Forwarded-For\s+\$remote_addr;' docker/nginx.conf &&
+  ! grep -q 'proxy_add_x_forwarded_for' docker/nginx.conf; then
+  ok
+else
+  fail "want: proxy_set_header X-Forwarded-For \$remote_addr; (not \$proxy_add_x_forwarded_for)"
+fi
+check "/internal/ answers 404 at the load balancer"
+if grep -A1 -E '^\s*location\s+/internal/\s*\{' docker/nginx.conf | grep -Eq '^\s*return\s+404\b'; then
+  ok
+else
+  fail "location /internal/ { return 404 ...; } is missing"
+fi
 if ! command -v nginx >/dev/null 2>&1; then
   check "nginx -t"
   skip "nginx not installed"
@@ -204,7 +253,8 @@ lint() {
 check "Dockerfile: multi-stage (>= 2 FROM ... AS ...)"
 n="$(grep -Ec '^FROM .+ AS [a-z]+' "$df" || true)"
 if [ "$n" -ge 2 ]; then ok "$n stages"; else fail "found $n named stages"; fi
-lint "based on node:20-bookworm-slim" '^ARG NODE_IMAGE=node:20-bookworm-slim$|^FROM node:20-bookworm-slim'
+lint "based on node:20[.minor]-bookworm-slim" '^ARG NODE_IMAGE=node:20(\.[0-9]+)*-bookworm-slim$|^FROM node:20(\.[0-9]+)*-bookworm-slim'
+lint "listens on the container's interface (DC_SERVER_HOST=0.0.0.0)" '^\s*(ENV\s+)?DC_SERVER_HOST=0\.0\.0\.0'
 lint "npm ci in the build stage" '^RUN npm ci( |$)'
 lint "production-only install in the runtime stage" 'npm ci --omit=dev'
 check "Dockerfile: last USER is not root"
