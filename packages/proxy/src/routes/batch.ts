@@ -138,13 +138,20 @@ export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
       const unique = res.found.size + res.missing.length + Object.keys(res.failed).length;
       const status = batchStatus(unique, res.failed);
       if (status === 503 && Object.values(res.failed).every((c) => c === 'RESPONSE_TOO_LARGE'))
-        return reply.code(413).send({
-          error: {
-            code: 'RESPONSE_TOO_LARGE',
-            message: `no value fits in the ${getLimits.maxBytes}-byte answer limit (DC_LIMITS_MAX_BATCH_RESPONSE_BYTES)`,
-          },
-          failed: res.failed,
-        });
+        // As text: the 4xx schema of the route knows no `failed`, and would drop it.
+        return reply
+          .code(413)
+          .type('application/json')
+          .serializer((x) => x as string)
+          .send(
+            JSON.stringify({
+              error: {
+                code: 'RESPONSE_TOO_LARGE',
+                message: `no value fits in the ${getLimits.maxBytes}-byte answer limit (DC_LIMITS_MAX_BATCH_RESPONSE_BYTES)`,
+              },
+              failed: res.failed,
+            }),
+          );
       if (status === 503) return allFailed(reply, res.failed);
       // Values are stored JSON text: splice them in without parsing.
       let items = '';
