@@ -137,8 +137,21 @@ const ttl = fc.oneof(
   { weight: 1, arbitrary: fc.string({ maxLength: 8 }) },
 );
 
+/** Arrays and objects nested around the depth limit (64) and far past it (this process can still stringify 3,000 levels; bounded-work.test.ts sends 5,000 as text). */
+const deepValue = fc
+  .record({
+    depth: fc.oneof(fc.integer({ min: 60, max: 70 }), fc.integer({ min: 1_000, max: 3_000 })),
+    object: fc.boolean(),
+  })
+  .map(({ depth, object }) => {
+    let v: unknown = 1;
+    for (let i = 0; i < depth; i++) v = object ? { d: v } : [v];
+    return v;
+  });
+
 const jsonValue = fc.oneof(
   { weight: 5, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
+  { weight: 1, arbitrary: deepValue },
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 50 }) },
   {
     weight: 1,
