@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import {
   activeNodes,
-  digest,
+  checksum,
+  docVersion,
   emptyDoc,
   liveEntries,
   type MemberEntry,
@@ -56,13 +57,17 @@ function sameNodes(a: Ring, nodes: readonly { id: string; weight: number }[]): b
   );
 }
 
-/** Build a snapshot from a document, reusing `prev`'s rings when their node lists are unchanged. */
+/**
+ * Build a snapshot from a document, reusing `prev`'s rings when their node lists are unchanged.
+ * `sum` is the document's checksum when the caller computed it already.
+ */
 export function snapshotOf(
   doc: MembershipDoc,
   ringOpts: RingOptions,
   prev?: RingSnapshot,
+  sum: string = checksum(doc),
 ): RingSnapshot {
-  const d = digest(doc);
+  const d = { version: docVersion(doc), checksum: sum };
   const active = activeNodes(doc).map((n) => ({ id: n.id, weight: n.weight }));
   const ring = prev && sameNodes(prev.ring, active) ? prev.ring : new Ring(active, ringOpts);
   const live = liveEntries(doc);
@@ -117,6 +122,8 @@ export function seedDoc(addresses: readonly string[]): MembershipDoc {
 export class MembershipHolder extends EventEmitter<{ change: [RoutingChange] }> {
   private snap: RingSnapshot;
   readonly ringOpts: RingOptions;
+  /** Snapshots built by `apply` (a document equal to the current one builds none). */
+  builds = 0;
 
   constructor(doc: MembershipDoc, ringOpts: RingOptions) {
     super();
@@ -129,10 +136,17 @@ export class MembershipHolder extends EventEmitter<{ change: [RoutingChange] }> 
     return this.snap;
   }
 
-  /** Replace the document; returns false (no event) when its checksum is unchanged. */
+  /**
+   * Replace the document; returns false (no event) when its checksum is unchanged. The checksum
+   * is compared before anything is built: an equal document (a peer's resent one) costs one hash,
+   * not a snapshot and its rings.
+   */
   apply(doc: MembershipDoc, source: ChangeSource, origin?: string): boolean {
-    const next = snapshotOf(doc, this.ringOpts, this.snap);
-    if (next.checksum === this.snap.checksum) return false;
+    if (doc === this.snap.doc) return false;
+    const sum = checksum(doc);
+    if (sum === this.snap.checksum) return false;
+    const next = snapshotOf(doc, this.ringOpts, this.snap, sum);
+    this.builds++;
     const prev = this.snap;
     this.snap = next;
     this.emit(

@@ -1,5 +1,9 @@
 import {
   activeNodes,
+  checksum,
+  compareEntries,
+  liveEntries,
+  MAX_ENTRIES,
   MAX_WEIGHT,
   type MemberChange,
   type MemberEntry,
@@ -36,8 +40,8 @@ export interface UpdateNodeInput {
 export interface ReceiveResult {
   /** The local document changed. */
   changed: boolean;
-  /** Why the peer's document was not merged, if it was not. */
-  ignored?: 'seeded';
+  /** Why the peer's document was not merged: a seed list, or equal to ours (nothing to do). */
+  ignored?: 'seeded' | 'same';
   /** Nodes re-activated because the merge would have left the ring without an active node. */
   reactivated: string[];
 }
@@ -66,6 +70,12 @@ export class MembershipManager {
   private readonly now: () => number;
   private seededDoc: boolean;
   private readonly seededListeners: (() => void)[] = [];
+  /**
+   * Entries written by admin changes made while the document was only the seed list: their
+   * versions may be older than the cluster's, so the first merge with a peer that has cluster
+   * history may overwrite them. That is logged, not silent (cleared once a peer confirmed).
+   */
+  private readonly provisional = new Map<string, MemberEntry>();
 
   constructor(holder: MembershipHolder, opts: ManagerOptions) {
     this.holder = holder;
@@ -152,10 +162,24 @@ export class MembershipManager {
     return this.adminApply(doc, { id, weight, state }, back ? 'rejoining' : undefined);
   }
 
-  /** A cluster-wide routing change of node `id` made by this proxy (health or rejoin protocol). */
+  /**
+   * A cluster-wide routing change of node `id` made by this proxy (health or rejoin protocol).
+   * False when nothing changed, or when the change cannot be made (the node's routing register
+   * is at the version cap: logged, the routing stays as it is).
+   */
   setRouting(id: string, state: RoutingState): boolean {
     const doc = this.holder.current.doc;
-    const next = setRouting(doc, id, state, this.writer, this.now());
+    let next: MembershipDoc;
+    try {
+      next = setRouting(doc, id, state, this.writer, this.now());
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      this.log.warn(
+        { node: id, routing: state, err: e.message },
+        'routing change refused: the document cannot take it',
+      );
+      return false;
+    }
     if (next === doc) return false;
     return this.holder.apply(next, 'health');
   }
@@ -164,23 +188,43 @@ export class MembershipManager {
    * Take a peer's document (already validated). Seed-only documents never override a
    * document that has cluster history, and a seed-only proxy adopts the first real one whole.
    * Otherwise merge; a merge that would leave no active node re-activates ours (see docs).
+   * A document equal to ours (`checksum`, when the caller has it) is not merged at all.
+   * Throws DcacheError, changing nothing, when the result could not be kept: more than
+   * MAX_ENTRIES entries or registers (INVALID_MEMBERSHIP: peers would refuse it), or an empty
+   * ring whose nodes cannot be re-activated because they are at the version cap (VERSION_LIMIT).
    */
-  receive(remote: MembershipDoc, opts: { seeded: boolean; origin?: string }): ReceiveResult {
+  receive(
+    remote: MembershipDoc,
+    opts: { seeded: boolean; origin?: string; checksum?: string },
+  ): ReceiveResult {
     const local = this.holder.current.doc;
-    const hasActive = activeNodes(remote).length > 0;
     if (!this.seededDoc && opts.seeded) {
       // Our document has cluster history; theirs is only a seed list. They adopt ours.
       return { changed: false, ignored: 'seeded', reactivated: [] };
     }
+    if ((opts.checksum ?? checksum(remote)) === this.holder.current.checksum) {
+      // The same document (a resent one): nothing to merge or build.
+      if (!opts.seeded) this.clearSeeded();
+      return { changed: false, ignored: 'same', reactivated: [] };
+    }
     let next: MembershipDoc;
-    if (this.seededDoc && !opts.seeded && hasActive) {
+    if (this.seededDoc && !opts.seeded && activeNodes(remote).length > 0) {
       // "A peer knows better" than our DC_CACHE_ADDRESSES: take its document as it is.
       next = remote;
     } else {
       next = merge(local, remote);
     }
+    const entries = Object.keys(next.entries).length;
+    const registers = Object.keys(next.routing).length;
+    if (entries > MAX_ENTRIES || registers > MAX_ENTRIES) {
+      throw new DcacheError(
+        'INVALID_MEMBERSHIP',
+        `merging the document would give ${entries} entries and ${registers} routing registers; at most ${MAX_ENTRIES} of each (peers would refuse the result)`,
+      );
+    }
     const reactivated = this.guardEmpty(local, next);
     next = reactivated.doc;
+    if (!opts.seeded) this.noteLostAdminChanges(next, opts.origin);
     const wasSeeded = this.seededDoc;
     if (!opts.seeded || reactivated.ids.length > 0) this.seededDoc = false;
     const changed = this.applyFrom(next, local, opts.origin);
@@ -188,8 +232,36 @@ export class MembershipManager {
     return { changed, reactivated: reactivated.ids };
   }
 
+  /**
+   * P8: admin changes made while this proxy's document was only its seed list (it started
+   * without its state file while its peers were unreachable) carry versions that may be older
+   * than the cluster's. The first merge with a document that has cluster history decides; an
+   * admin change that lost is logged (warn) instead of vanishing silently.
+   */
+  private noteLostAdminChanges(next: MembershipDoc, origin: string | undefined): void {
+    if (this.provisional.size === 0) return;
+    for (const [id, mine] of this.provisional) {
+      const now = next.entries[id];
+      if (now === undefined || now.writer === this.writer || compareEntries(now, mine) <= 0) {
+        continue;
+      }
+      this.log.warn(
+        {
+          node: id,
+          from: origin,
+          ours: { state: mine.state, weight: mine.weight, address: mine.address },
+          theirs: { state: now.state, weight: now.weight, address: now.address, by: now.writer },
+        },
+        'an admin change made before this proxy met its peers lost to a newer change of the cluster (it started without its state file while its peers were unreachable); make it again if it is still wanted',
+      );
+    }
+    this.provisional.clear();
+  }
+
   /** The document equals a peer's that has cluster history: stop counting ours as a seed. */
   clearSeeded(): void {
+    // A peer with cluster history holds our document: admin changes made while seeded survived.
+    this.provisional.clear();
     if (!this.seededDoc) return;
     this.seededDoc = false;
     for (const fn of this.seededListeners) fn();
@@ -203,6 +275,7 @@ export class MembershipManager {
         { from: origin, version: snap.version, checksum: snap.checksum },
         'membership merged from a peer',
       );
+      this.warnSharedAddresses(next, prev, origin);
     }
     if (changed && this.metrics) {
       const now = this.now();
@@ -229,13 +302,49 @@ export class MembershipManager {
     if (before.length === 0 || activeNodes(next).length > 0) return { doc: next, ids: [] };
     let doc = next;
     const now = this.now();
-    for (const n of before) doc = upsertEntry(doc, { id: n.id, state: 'active' }, this.writer, now);
-    const ids = before.map((n) => n.id);
+    const ids: string[] = [];
+    for (const n of before) {
+      try {
+        doc = upsertEntry(doc, { id: n.id, state: 'active' }, this.writer, now);
+        ids.push(n.id);
+      } catch (e) {
+        // An entry at the version cap cannot be re-activated (never an overflow).
+        if (!(e instanceof RangeError)) throw e;
+      }
+    }
+    if (ids.length === 0) {
+      throw new DcacheError(
+        'VERSION_LIMIT',
+        `the document would leave the ring without an active node, and the nodes to re-activate (${before
+          .slice(0, 5)
+          .map((n) => n.id)
+          .join(', ')}) are at the version cap: refused`,
+      );
+    }
     this.log.warn(
       { reactivated: ids },
       'a peer document would leave the ring without an active node: re-activated ours',
     );
     return { doc, ids };
+  }
+
+  /**
+   * P7: two live ids on one Redis address give it double weight. A merge cannot refuse that (two
+   * proxies adding one address under two ids at once must still converge), so it is logged.
+   */
+  private warnSharedAddresses(
+    next: MembershipDoc,
+    prev: MembershipDoc,
+    origin: string | undefined,
+  ): void {
+    const before = sharedAddresses(prev);
+    for (const [address, ids] of sharedAddresses(next)) {
+      if (before.get(address) === ids) continue;
+      this.log.warn(
+        { address, ids: ids.split(','), from: origin },
+        'two live nodes of the ring share one Redis address (it counts twice): remove one of them',
+      );
+    }
   }
 
   private live(doc: MembershipDoc, id: string): MemberEntry {
@@ -267,7 +376,19 @@ export class MembershipManager {
       if (routing !== undefined)
         next = setRouting(next, change.id, routing, this.writer, this.now());
     } catch (e) {
-      throw new DcacheError('INVALID_BODY', (e as Error).message);
+      const message = (e as Error).message;
+      if ((e as { code?: unknown }).code === 'VERSION_LIMIT') {
+        // Refused whole: no document peers would reject, no overflow.
+        throw new DcacheError(
+          'VERSION_LIMIT',
+          `${message} (a peer or an older build set it there); add the Redis under a new id instead`,
+        );
+      }
+      throw new DcacheError('INVALID_BODY', message);
+    }
+    if (this.seededDoc) {
+      const entry = next.entries[change.id];
+      if (entry) this.provisional.set(change.id, entry);
     }
     this.seededDoc = false;
     this.holder.apply(next, 'admin');
@@ -278,6 +399,19 @@ export class MembershipManager {
     );
     return snap;
   }
+}
+
+/** Addresses that two or more live ids share, as `address → ids` ("a,b"). */
+function sharedAddresses(doc: MembershipDoc): Map<string, string> {
+  const by = new Map<string, string[]>();
+  for (const e of liveEntries(doc)) {
+    const ids = by.get(e.address);
+    if (ids) ids.push(e.id);
+    else by.set(e.address, [e.id]);
+  }
+  const out = new Map<string, string>();
+  for (const [address, ids] of by) if (ids.length > 1) out.set(address, ids.join(','));
+  return out;
 }
 
 function checkWeight(weight: unknown): void {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { DcacheError } from '../errors.js';
 import type { MembershipManager } from '../membership/membership-manager.js';
 import type { Metrics } from '../metrics.js';
 import { PeerClient, PeerError } from './peer-client.js';
@@ -555,9 +556,20 @@ export class PeerSync {
     p.failuresTotal++;
     p.lastError = message;
     this.metrics.peerSyncError(p.url, kind);
-    // Log the first failure of a streak and then every 30th, not every round.
+    // Log the first failure of a streak and then every 30th, not every round. A reply this proxy
+    // refused (a malformed or hostile document) says so: the peer is reachable, its data is not.
     if (p.failures === 1 || p.failures % 30 === 0) {
-      this.log.warn({ peer: p.url, kind, failures: p.failures, err: message }, 'peer sync failed');
+      const refused = e instanceof DcacheError;
+      this.log.warn(
+        {
+          peer: p.url,
+          kind,
+          failures: p.failures,
+          err: message,
+          ...(refused ? { code: e.code, reason: message } : {}),
+        },
+        refused ? 'refused a peer document' : 'peer sync failed',
+      );
     }
     this.onPeerState();
     this.resync();

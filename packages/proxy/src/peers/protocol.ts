@@ -4,6 +4,7 @@
  * document is only a seed; digests and full documents travel as needed.
  */
 import { MAX_ID_LENGTH, type MembershipDoc, validateDoc } from '@dcache/ring';
+import type { FastifyBaseLogger } from 'fastify';
 import { DcacheError } from '../errors.js';
 
 /** Largest peer payload accepted or read (a full document of MAX_ENTRIES entries fits). */
@@ -170,4 +171,58 @@ export function parseJournal(input: unknown, node: string): { complete: boolean;
     throw bad(`"keys" must be an array of at most ${MAX_JOURNAL_KEYS} strings`);
   }
   return { complete: true, keys: keys as string[] };
+}
+
+/**
+ * Who sent an untrusted body, as far as it says (its `from`, cut short), with the client
+ * address: what a refusal log names.
+ */
+export function senderOf(
+  body: unknown,
+  ip: string,
+): { peer: string; peer_id?: string; ip: string } {
+  const from = isObject(body) && isObject(body.from) ? body.from : undefined;
+  const url = typeof from?.url === 'string' && from.url !== '' ? from.url.slice(0, 256) : undefined;
+  const id = typeof from?.id === 'string' && from.id !== '' ? from.id.slice(0, 256) : undefined;
+  return { peer: url ?? id ?? ip, ...(id === undefined ? {} : { peer_id: id }), ip };
+}
+
+/**
+ * Logs refused peer documents at warn, naming the peer and the reason: the first refusal of a
+ * peer (per error code), then at most one line per `every` ms with how many were left out, so
+ * that a peer resending a bad document every round does not flood the log.
+ */
+export class RefusalLog {
+  private readonly seen = new Map<string, { at: number; suppressed: number }>();
+  private readonly log: FastifyBaseLogger;
+  private readonly every: number;
+  private readonly now: () => number;
+
+  constructor(log: FastifyBaseLogger, opts: { every?: number; now?: () => number } = {}) {
+    this.log = log;
+    this.every = opts.every ?? 60_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Note a refusal of `who`'s message; logs unless one was logged for it recently. */
+  note(who: { peer: string } & Record<string, unknown>, err: DcacheError, msg: string): void {
+    const key = `${who.peer}\n${err.code}`;
+    const t = this.now();
+    const s = this.seen.get(key);
+    if (s && t - s.at < this.every) {
+      s.suppressed++;
+      return;
+    }
+    if (!s && this.seen.size >= 1024) this.seen.clear();
+    this.log.warn(
+      {
+        ...who,
+        code: err.code,
+        reason: err.message,
+        ...(s?.suppressed ? { suppressed: s.suppressed } : {}),
+      },
+      msg,
+    );
+    this.seen.set(key, { at: t, suppressed: 0 });
+  }
 }
