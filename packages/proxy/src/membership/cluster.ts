@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import {
   activeNodes,
   emptyDoc,
+  MAX_ENTRIES,
   type MembershipDoc,
   merge,
   type RingOptions,
@@ -10,6 +11,7 @@ import {
 import type { Logger } from 'pino';
 import type { AppOptions } from '../app.js';
 import type { Config } from '../config.js';
+import { DcacheError } from '../errors.js';
 import { PeerClient } from '../peers/peer-client.js';
 import { PeerSync } from '../peers/peer-sync.js';
 import {
@@ -23,7 +25,13 @@ import { internalRoutes } from '../routes/internal.js';
 import type { Runtime } from '../runtime.js';
 import { seedDoc, snapshotOf } from './membership-holder.js';
 import type { MembershipManager } from './membership-manager.js';
-import { readStateFile, StatePersister } from './state-file.js';
+import {
+  type MembershipState,
+  moveAside,
+  readStateFile,
+  StateFileError,
+  StatePersister,
+} from './state-file.js';
 
 /** The document a proxy starts from and where it came from. */
 export interface InitialMembership {
@@ -37,9 +45,50 @@ export interface InitialMembership {
 export const BOOTSTRAP_TIMEOUT = 1_500;
 
 /**
+ * Read the state file at start. One that is intact but holds a document this version refuses
+ * (a version above the cap, a reserved id: written by an older build that let a peer's document
+ * in) is moved aside to `<file>.rejected-<time>` with one error log, and the proxy starts as if
+ * there were none: stopping would only restart into the same refusal for ever. A damaged or
+ * unreadable file still throws StateFileError (one line; the operator decides).
+ */
+async function loadStateFile(path: string, log: Logger): Promise<MembershipState | undefined> {
+  try {
+    return await readStateFile(path);
+  } catch (e) {
+    if (!(e instanceof StateFileError) || e.problem !== 'refused') throw e;
+    const moved = await moveAside(path);
+    log.error(
+      { path, moved_to: moved, reason: e.message },
+      `the state file (DC_CLUSTER_STATE_FILE) holds a membership document this version refuses: moved it aside to ${moved}; starting from the peers or DC_CACHE_ADDRESSES (check the ring with GET /api/v1/ring, then delete the moved file)`,
+    );
+    return undefined;
+  }
+}
+
+/** Merge `docs` into `base`, leaving out (and logging) one that would pass MAX_ENTRIES. */
+function mergeBounded(base: MembershipDoc, docs: Exchange[], log: Logger): MembershipDoc {
+  let acc = base;
+  for (const a of docs) {
+    if (!a.doc) continue;
+    const next = merge(acc, a.doc);
+    const entries = Object.keys(next.entries).length;
+    const registers = Object.keys(next.routing).length;
+    if (entries > MAX_ENTRIES || registers > MAX_ENTRIES) {
+      log.warn(
+        { peer: a.from.url || a.from.id, entries, registers },
+        `refused a peer document at start: merging it would pass ${MAX_ENTRIES} entries or routing registers`,
+      );
+      continue;
+    }
+    acc = next;
+  }
+  return acc;
+}
+
+/**
  * Where the membership comes from at start: the state file if there is one (a corrupt one
- * throws StateFileError); else the peers' documents if any peer answers within
- * `timeout`; else the DC_CACHE_ADDRESSES seed.
+ * throws StateFileError; a refused one is moved aside); else the peers' documents if any peer
+ * answers within `timeout`; else the DC_CACHE_ADDRESSES seed.
  */
 export async function initialMembership(
   config: Config,
@@ -49,7 +98,7 @@ export async function initialMembership(
   if (opts.doc) return { doc: opts.doc, seeded: false, source: 'given' };
   const { stateFile, token, peers, nodeId } = config.cluster;
   if (stateFile !== '') {
-    const state = await readStateFile(stateFile);
+    const state = await loadStateFile(stateFile, log);
     if (state) {
       log.info(
         { path: stateFile, nodes: activeNodes(state.doc).length, seeded: state.seeded },
@@ -60,10 +109,10 @@ export async function initialMembership(
   }
   const seed = seedDoc(config.cache.addresses);
   if (token === '' || peers.length === 0) return { doc: seed, seeded: true, source: 'seed' };
-  const answers = await fetchPeerDocs(peers, token, nodeId, opts.timeout ?? BOOTSTRAP_TIMEOUT);
+  const answers = await fetchPeerDocs(peers, token, nodeId, opts.timeout ?? BOOTSTRAP_TIMEOUT, log);
   const real = answers.filter((a) => !a.seeded && a.doc);
   if (real.length > 0) {
-    const doc = real.reduce((acc, a) => merge(acc, a.doc!), emptyDoc());
+    const doc = mergeBounded(emptyDoc(), real, log);
     log.info(
       { peers: real.map((a) => a.from.url || a.from.id), nodes: activeNodes(doc).length },
       'membership learned from peers at start',
@@ -71,7 +120,7 @@ export async function initialMembership(
     return { doc, seeded: false, source: 'peer' };
   }
   // Peers that only hold their own seed know no better: union of the seeds.
-  const doc = answers.reduce((acc, a) => (a.doc ? merge(acc, a.doc) : acc), seed);
+  const doc = mergeBounded(seed, answers, log);
   log.info(
     { answered: answers.length, peers: peers.length },
     'no peer knows the ring better: starting from DC_CACHE_ADDRESSES',
@@ -79,12 +128,16 @@ export async function initialMembership(
   return { doc, seeded: true, source: 'seed' };
 }
 
-/** GET every peer's document at once; whatever answered within `timeout` ms. */
+/**
+ * GET every peer's document at once; whatever answered within `timeout` ms. A document that
+ * fails validation is left out with a warning naming the peer and why.
+ */
 async function fetchPeerDocs(
   peers: readonly string[],
   token: string,
   selfId: string,
   timeout: number,
+  log: Logger,
 ): Promise<Exchange[]> {
   const got: Exchange[] = [];
   const clients = peers
@@ -93,7 +146,16 @@ async function fetchPeerDocs(
     .map((u) => new PeerClient(u, { token, timeout }));
   const all = Promise.allSettled(
     clients.map(async (c) => {
-      const msg = parseExchange(await c.call('GET', PATHS.membership), { doc: true });
+      const raw = await c.call('GET', PATHS.membership);
+      let msg: Exchange;
+      try {
+        msg = parseExchange(raw, { doc: true });
+      } catch (e) {
+        if (e instanceof DcacheError) {
+          log.warn({ peer: c.url, reason: e.message }, 'refused a peer document at start');
+        }
+        throw e;
+      }
       if (msg.from.id !== selfId) got.push(msg);
     }),
   );
@@ -109,10 +171,16 @@ async function fetchPeerDocs(
  * does not pay for lazy compilation (measured: ~150 ms per hop on a busy host).
  */
 export function warmUp(doc: MembershipDoc, ringOpts: RingOptions): void {
-  const probe = upsertEntry(doc, { id: 'warm-up', address: '127.0.0.1:1' }, 'warm-up', 1);
-  const wire = JSON.parse(JSON.stringify({ from: { id: 'w', url: '' }, peers: [], doc: probe }));
-  const msg = parseExchange(wire, { doc: true });
-  snapshotOf(merge(doc, msg.doc ?? probe), ringOpts);
+  // Best effort: the document may not take one more entry (full, or `warm-up` at the version
+  // cap), and a warm-up must never stop a start.
+  try {
+    const probe = upsertEntry(doc, { id: 'warm-up', address: '127.0.0.1:1' }, 'warm-up', 1);
+    const wire = JSON.parse(JSON.stringify({ from: { id: 'w', url: '' }, peers: [], doc: probe }));
+    const msg = parseExchange(wire, { doc: true });
+    snapshotOf(merge(doc, msg.doc ?? probe), ringOpts);
+  } catch {
+    // the real paths compile on first use instead
+  }
 }
 
 /** Membership wiring of a running proxy: what startServer adds to the app and must stop. */
@@ -167,7 +235,9 @@ export async function setupCluster(rt: Runtime, init: InitialMembership): Promis
     });
     sync = s;
     rt.attachPeers(s);
-    plugins.push((app) => internalRoutes(app, { manager, sync: s, token, journal: rt.journal }));
+    plugins.push((app) =>
+      internalRoutes(app, { manager, sync: s, token, journal: rt.journal, log }),
+    );
   } else if (peers.length > 0) {
     log.warn('DC_CLUSTER_PEERS is set but DC_CLUSTER_TOKEN is empty: peer sync is off');
   }

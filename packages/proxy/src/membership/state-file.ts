@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { checksum, docVersion, type MembershipDoc, validateDoc } from '@dcache/ring';
 import type { Logger } from 'pino';
@@ -13,13 +13,23 @@ export interface MembershipState {
   seeded: boolean;
 }
 
+/**
+ * Why a state file was not loaded: `unreadable` (or unwritable), `corrupt` (damaged or
+ * mis-edited: not JSON, another format, a checksum that does not match), or `refused` (intact,
+ * as a proxy wrote it, but holding a document this version refuses: e.g. a version above the
+ * cap or a reserved id, written by an older build).
+ */
+export type StateFileProblem = 'unreadable' | 'corrupt' | 'refused';
+
 /** A state file that cannot be read or written; the message is one line that says what to do. */
 export class StateFileError extends Error {
   readonly path: string;
-  constructor(path: string, message: string) {
+  readonly problem: StateFileProblem;
+  constructor(path: string, message: string, problem: StateFileProblem = 'unreadable') {
     super(message);
     this.name = 'StateFileError';
     this.path = path;
+    this.problem = problem;
   }
 }
 
@@ -27,7 +37,17 @@ function corrupt(path: string, why: string): StateFileError {
   return new StateFileError(
     path,
     `state file ${path} is corrupt: ${why}; fix it, restore a backup, or delete it to re-learn the ring from peers or DC_CACHE_ADDRESSES`,
+    'corrupt',
   );
+}
+
+/** The checksum of a document that failed validation, if it can be computed at all. */
+function rawChecksum(doc: unknown): string | undefined {
+  try {
+    return checksum(doc as MembershipDoc);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The file's text for a state: pretty JSON with format, version and checksum beside the document. */
@@ -67,7 +87,17 @@ export function parseState(path: string, text: string): MembershipState {
   try {
     doc = validateDoc(obj.doc);
   } catch (e) {
-    throw corrupt(path, (e as Error).message);
+    const why = (e as Error).message;
+    // Written whole by a proxy (its checksum matches) yet refused now: not damage, but a
+    // document an older build or a peer let in. The caller moves it aside instead of failing.
+    if (typeof obj.checksum === 'string' && obj.checksum === rawChecksum(obj.doc)) {
+      throw new StateFileError(
+        path,
+        `state file ${path} holds a membership document this version refuses: ${why}`,
+        'refused',
+      );
+    }
+    throw corrupt(path, why);
   }
   // The checksum is optional (a hand-written file may leave it out) but must match when present.
   if (obj.checksum !== undefined && obj.checksum !== checksum(doc)) {
@@ -92,9 +122,42 @@ export async function readStateFile(path: string): Promise<MembershipState | und
   return parseState(path, text);
 }
 
+/**
+ * Move a refused state file aside to `<path>.rejected-<UTC time>` (same directory, nothing
+ * deleted); returns the new path. A StateFileError when it cannot be moved.
+ */
+export async function moveAside(path: string, now = new Date()): Promise<string> {
+  const to = `${path}.rejected-${now.toISOString().replace(/[:.]/g, '-')}`;
+  try {
+    await rename(path, to);
+  } catch (e) {
+    throw new StateFileError(
+      path,
+      `state file ${path} is refused and cannot be moved aside to ${to}: ${(e as Error).message}; move or delete it to re-learn the ring from peers or DC_CACHE_ADDRESSES`,
+    );
+  }
+  return to;
+}
+
 /** The temp file `writeFileAtomic` writes before renaming it over `path`. */
 export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+}
+
+/**
+ * Create the temp file exclusively ('wx': never opens, follows or truncates what is already
+ * there, such as a symlink planted at the predictable name). A leftover of a crash (same pid
+ * after a restart, e.g. pid 1 in a container) is unlinked (the link itself, never its target)
+ * and the exclusive create tried once more.
+ */
+async function openTemp(tmp: string): Promise<Awaited<ReturnType<typeof open>>> {
+  try {
+    return await open(tmp, 'wx', 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  await unlink(tmp);
+  return open(tmp, 'wx', 0o600);
 }
 
 /**
@@ -106,7 +169,7 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const tmp = tempPathFor(path);
-  const fh = await open(tmp, 'w', 0o600);
+  const fh = await openTemp(tmp);
   try {
     await fh.writeFile(text, 'utf8');
     await fh.sync();
