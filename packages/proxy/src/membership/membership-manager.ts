@@ -22,6 +22,13 @@ import { DcacheError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { MembershipHolder, RingSnapshot } from './membership-holder.js';
 
+/**
+ * Ids that are never node ids, as `RESERVED_IDS` of @dcache/ring's membership.ts (which refuses
+ * them everywhere; not re-exported by the package index): checked first here, so that the admin
+ * API names the id rather than another problem of the request.
+ */
+const RESERVED_IDS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
+
 /** Body of POST /api/v1/ring/nodes. */
 export interface AddNodeInput {
   address: string;
@@ -113,6 +120,12 @@ export class MembershipManager {
       );
     }
     const id = input.id ?? nodeIdFor(address);
+    if (RESERVED_IDS.includes(id)) {
+      throw new DcacheError(
+        'INVALID_BODY',
+        `"id" ${JSON.stringify(id)} is reserved (${RESERVED_IDS.join(', ')} are never node ids)`,
+      );
+    }
     checkWeight(input.weight);
     const doc = this.holder.current.doc;
     const prev = doc.entries[id];

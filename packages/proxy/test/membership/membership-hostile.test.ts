@@ -232,10 +232,13 @@ describe('reserved ids (P4)', () => {
     it(`admin add with id ${id} is 400 INVALID_BODY naming the id`, () => {
       const { m, holder } = manager('A');
       const before = holder.current.checksum;
-      const e = refusal(() => m.addNode({ address: '10.0.0.4:6379', id }));
-      expect(e.code).toBe('INVALID_BODY');
-      expect(e.status).toBe(400);
-      expect(e.message).toContain(`"${id}" is reserved`);
+      for (const address of ['10.0.0.4:6379', '10.0.0.1:6379']) {
+        // Named first, even when the address is already in the ring.
+        const e = refusal(() => m.addNode({ address, id }));
+        expect(e.code).toBe('INVALID_BODY');
+        expect(e.status).toBe(400);
+        expect(e.message).toContain(`"${id}" is reserved`);
+      }
       expect(holder.current.checksum).toBe(before);
     });
   }
