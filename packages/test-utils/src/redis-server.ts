@@ -1,16 +1,37 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { registerCleanup, trackPid } from './cleanup.js';
 import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
 
+/** TLS of a fixture redis-server: it then listens with TLS only (`--port 0 --tls-port`). */
+export interface RedisTlsOptions {
+  /** PEM files: the server's certificate and key, and the CA that signs client certificates. */
+  cert: string;
+  key: string;
+  ca: string;
+  /** `--tls-auth-clients`: `yes` requires a client certificate (default `optional`). */
+  authClients?: 'yes' | 'no' | 'optional';
+  /** Client certificate and key the fixture's own commands present (needed with `yes`). */
+  clientCert?: string;
+  clientKey?: string;
+}
+
 /** Options for one fixture redis-server. */
 export interface RedisServerOptions {
-  /** `requirepass` for the server. */
+  /** `requirepass` for the server (with `username`: that ACL user's password). */
   password?: string;
+  /**
+   * An ACL user: created on with `password`, every key, channel and command; the default user is
+   * turned off (no `requirepass`). The fixture's own commands authenticate as this user.
+   */
+  username?: string;
+  /** Serve TLS only, on `port`. */
+  tls?: RedisTlsOptions;
   /** Extra `redis-server` arguments, e.g. `['--maxmemory', '10mb']`. */
   args?: string[];
   /** Fixed port; a free one by default. */
@@ -71,13 +92,29 @@ export async function startRedis(opts: RedisServerOptions = {}): Promise<RedisSe
   const host = '127.0.0.1';
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'dcache-redis-'));
+  const target: RespTarget = { host, port, ...(opts.tls ? { tls: fixtureTls(opts.tls) } : {}) };
+  const auth = authArgs(opts);
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
 
   const spawnServer = async (): Promise<void> => {
     const args = [
-      '--port',
-      String(port),
+      ...(opts.tls
+        ? [
+            '--port',
+            '0',
+            '--tls-port',
+            String(port),
+            '--tls-cert-file',
+            opts.tls.cert,
+            '--tls-key-file',
+            opts.tls.key,
+            '--tls-ca-cert-file',
+            opts.tls.ca,
+            '--tls-auth-clients',
+            opts.tls.authClients ?? 'optional',
+          ]
+        : ['--port', String(port)]),
       '--bind',
       host,
       '--save',
@@ -90,7 +127,22 @@ export async function startRedis(opts: RedisServerOptions = {}): Promise<RedisSe
       'no',
       '--loglevel',
       'warning',
-      ...(opts.password ? ['--requirepass', opts.password] : []),
+      ...(opts.username
+        ? [
+            '--user',
+            opts.username,
+            'on',
+            `>${opts.password ?? ''}`,
+            '~*',
+            '&*',
+            '+@all',
+            '--user',
+            'default',
+            'off',
+          ]
+        : opts.password
+          ? ['--requirepass', opts.password]
+          : []),
       ...(opts.args ?? []),
     ];
     const c = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -108,7 +160,7 @@ export async function startRedis(opts: RedisServerOptions = {}): Promise<RedisSe
     await waitFor(
       async () => {
         if (dead) throw new Error(`redis-server on port ${port} exited at start: ${stderr.trim()}`);
-        return (await ping(host, port, opts.password)) === true;
+        return (await ping(target, auth)) === true;
       },
       { timeout: 15_000, interval: 25, message: `redis-server on port ${port} to answer PING` },
     );
@@ -149,10 +201,10 @@ export async function startRedis(opts: RedisServerOptions = {}): Promise<RedisSe
       await spawnServer();
     },
     async flush() {
-      await respCommand(host, port, opts.password, ['FLUSHALL']);
+      await resp(target, auth, ['FLUSHALL']);
     },
     command(...args: string[]) {
-      return respCommand(host, port, opts.password, args);
+      return resp(target, auth, args);
     },
     async close() {
       await kill();
@@ -191,9 +243,30 @@ export async function startRedisCluster(
   };
 }
 
-async function ping(host: string, port: number, password?: string): Promise<boolean> {
+/** Where the fixture's own commands go: plain TCP, or TLS with the fixture's files. */
+interface RespTarget {
+  host: string;
+  port: number;
+  tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
+}
+
+function fixtureTls(t: RedisTlsOptions): NonNullable<RespTarget['tls']> {
+  return {
+    ca: readFileSync(t.ca),
+    ...(t.clientCert ? { cert: readFileSync(t.clientCert) } : {}),
+    ...(t.clientKey ? { key: readFileSync(t.clientKey) } : {}),
+  };
+}
+
+/** The AUTH command of the fixture's own connections, if any. */
+function authArgs(opts: RedisServerOptions): string[] | undefined {
+  if (opts.username) return ['AUTH', opts.username, opts.password ?? ''];
+  return opts.password ? ['AUTH', opts.password] : undefined;
+}
+
+async function ping(target: RespTarget, auth: string[] | undefined): Promise<boolean> {
   try {
-    const r = await respCommand(host, port, password, ['PING'], 500);
+    const r = await resp(target, auth, ['PING'], 500);
     return r === 'PONG';
   } catch {
     return false;
@@ -208,16 +281,29 @@ export function respCommand(
   args: string[],
   timeoutMs = 5_000,
 ): Promise<RespValue> {
+  return resp({ host, port }, password ? ['AUTH', password] : undefined, args, timeoutMs);
+}
+
+function resp(
+  target: RespTarget,
+  auth: string[] | undefined,
+  args: string[],
+  timeoutMs = 5_000,
+): Promise<RespValue> {
+  const { host, port } = target;
   return new Promise((resolve, reject) => {
-    const sock = connect({ host, port });
-    const cmds = password ? [['AUTH', password], args] : [args];
+    // The fixture checks that the server answers, not its certificate (tests check those).
+    const sock: Socket = target.tls
+      ? tlsConnect({ host, port, ...target.tls, rejectUnauthorized: false })
+      : connect({ host, port });
+    const cmds = auth ? [auth, args] : [args];
     let buf = Buffer.alloc(0);
     const replies: RespValue[] = [];
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new Error(`redis ${host}:${port} ${args[0]}: timeout after ${timeoutMs} ms`));
     }, timeoutMs);
-    sock.on('connect', () => {
+    sock.on(target.tls ? 'secureConnect' : 'connect', () => {
       sock.write(cmds.map(encode).join(''));
     });
     sock.on('data', (d: Buffer) => {
