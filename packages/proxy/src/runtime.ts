@@ -17,8 +17,9 @@ import type { StatePersister } from './membership/state-file.js';
 import { BREAKER_STATES, createMetrics, type Metrics } from './metrics.js';
 import type { PeerSync } from './peers/peer-sync.js';
 import { Router } from './router.js';
+import { type LookupAll, NodeAllowList } from './security/node-allow.js';
 import { Executor } from './upstream/executor.js';
-import { isAuthError } from './upstream/node-client.js';
+import { isAuthError, redisTlsOptions } from './upstream/node-client.js';
 import { NodePool } from './upstream/node-pool.js';
 
 /** Everything a proxy runs on; `buildApp` serves it over HTTP. One object owns every part. */
@@ -58,6 +59,8 @@ export interface RuntimeOptions {
   /** The document is only the DC_CACHE_ADDRESSES seed (no cluster history). */
   seeded?: boolean;
   metrics?: Metrics;
+  /** Resolver of the node allow-list (tests replace it); default: the system's. */
+  lookup?: LookupAll;
 }
 
 /** Views differ in who serves some key (ring, ejections or rejoining nodes). */
@@ -81,8 +84,13 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     metrics,
     seeded: opts.seeded ?? opts.doc === undefined,
   });
+  // PEM files read once, here; config validation checked that they are readable.
+  const tls = redisTlsOptions(config.cache);
   const pool = new NodePool({
     password: config.cache.password,
+    username: config.cache.username,
+    ...(tls ? { tls } : {}),
+    allow: new NodeAllowList(config.cache.allowedAddresses, opts.lookup),
     database: config.cache.database,
     poolSize: config.cache.poolSize,
     maxRetries: config.cache.maxRetries,

@@ -1,4 +1,4 @@
-import { routingState } from '@dcache/ring';
+import { parseAddress, routingState } from '@dcache/ring';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { requireAdmin } from '../auth.js';
 import { DcacheError } from '../errors.js';
@@ -74,6 +74,26 @@ function checkFields(body: Record<string, unknown>, allowed: Set<string>): void 
   }
 }
 
+/**
+ * Refuse (400 NODE_NOT_ALLOWED) an address outside `cache.allowed_addresses` before anything
+ * changes: the cluster would connect to it and send it the Redis password. A malformed address
+ * is left to `addNode`, which answers INVALID_ADDRESS.
+ */
+async function checkAllowed(rt: Runtime, address: string): Promise<void> {
+  try {
+    parseAddress(address);
+  } catch {
+    return;
+  }
+  const d = await rt.pool.allow.decide(address);
+  if (!d.allowed)
+    throw new DcacheError(
+      'NODE_NOT_ALLOWED',
+      `${address} is not an allowed node address: ${d.reason}`,
+      { address },
+    );
+}
+
 /** Ring routes: GET ring and owner; admin POST/DELETE/PATCH of nodes. */
 export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
   // An onRequest hook: the token is checked before the body is read or parsed.
@@ -119,6 +139,7 @@ export function ringRoutes(app: FastifyInstance, rt: Runtime): void {
       const input: AddNodeInput = { address: body.address };
       if (body.weight !== undefined) input.weight = body.weight as number;
       if (body.id !== undefined) input.id = body.id as string;
+      await checkAllowed(rt, input.address);
       const snap = rt.membership.addNode(input);
       // The answer waits for the new node's purge, so that it serves when the call returns.
       await rt.routing.settled(

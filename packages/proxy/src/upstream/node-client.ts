@@ -1,64 +1,151 @@
-import { Redis } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import { createConnection, type LookupFunction, type Socket } from 'node:net';
+import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { AbstractConnector, Redis } from 'ioredis';
+import { DcacheError } from '../errors.js';
+import type { AllowDecision, NodeAllowList } from '../security/node-allow.js';
+
+/** How long a specific connection error stays the one reported over generic ones (ms). */
+const STICKY_MS = 10_000;
 
 /** Connection settings shared by every node. */
 export interface NodeClientOptions {
   password: string;
+  /** ACL user name (empty or absent: the default user). */
+  username?: string;
   database: number;
   poolSize: number;
   maxRetries: number;
   connectTimeout: number;
   /** Longest pause between reconnect attempts (ms); keeps re-add after a restart quick. */
   reconnectMax?: number;
+  /** TLS to every node (CA, client certificate, servername; files already read). */
+  tls?: ConnectionOptions;
+  /** Which addresses may get a connection at all (absent: any). */
+  allow?: NodeAllowList;
 }
+
+/**
+ * Where a node stands before any command: `checking` while its host name is resolved against the
+ * allow-list, `open` once its connections exist, `refused` when its address is not allowed (no
+ * connection is ever made; commands fail at once), `closed` after close().
+ */
+export type NodeClientState = 'checking' | 'open' | 'refused' | 'closed';
 
 /** The Redis connections of one node: `poolSize` auto-pipelined ioredis clients, used in turn. */
 export class NodeClient {
   readonly id: string;
   readonly address: string;
-  private readonly clients: Redis[];
+  private clients: Redis[] = [];
   private cursor = 0;
   private rotating = false;
+  private readonly opts: NodeClientOptions;
+  private readonly waiters = new Set<(ok: boolean) => void>();
+  /** See NodeClientState. */
+  state: NodeClientState = 'checking';
+  /** Why the address is not allowed (state `refused`). */
+  refusal: string | undefined;
   /** The last connection error, cleared when a connection becomes ready. */
   lastError: string | undefined;
+  /** When the last error with a specific class (tls, auth, refused…) was seen. */
+  private specificAt = 0;
 
   constructor(id: string, address: string, opts: NodeClientOptions) {
     this.id = id;
     this.address = address;
-    const { host, port } = splitAddress(address);
-    this.clients = Array.from(
-      { length: opts.poolSize },
-      () =>
-        new Redis({
-          host,
-          port,
-          ...(opts.password ? { password: opts.password } : {}),
-          db: opts.database,
-          enableAutoPipelining: true,
-          connectTimeout: opts.connectTimeout,
-          // No ioredis commandTimeout: every command goes through the Executor, whose own
-          // deadline (commandTimeout) bounds it from the moment it was asked, and the prober times
-          // its PINGs itself. ioredis' timer per command was a second timer on the hot path, and
-          // a command it times out still waits in the connection's reply queue all the same.
-          maxRetriesPerRequest: opts.maxRetries,
-          // Fail fast while disconnected: no queue of commands waits on a dead node.
-          enableOfflineQueue: false,
-          enableReadyCheck: true,
-          lazyConnect: false,
-          retryStrategy: (times: number) =>
-            Math.min(50 * 2 ** Math.min(times, 6), opts.reconnectMax ?? 2_000),
-          reconnectOnError: () => false,
-          connectionName: 'dcache',
-        }),
-    );
+    this.opts = opts;
+    const now = opts.allow ? opts.allow.decideNow(address) : { allowed: true, reason: '' };
+    if (now) this.settle(now);
+    else
+      void (opts.allow as NodeAllowList).decide(address).then(
+        (d) => this.settle(d),
+        (e: unknown) =>
+          this.settle({
+            allowed: false,
+            reason: `allow-list check failed: ${(e as Error).message}`,
+          }),
+      );
+  }
+
+  /** The allow-list decided: open the connections, or refuse the node for good. */
+  private settle(d: AllowDecision): void {
+    if (this.state !== 'checking') return;
+    if (!d.allowed) {
+      this.state = 'refused';
+      this.refusal = d.reason;
+      this.lastError = `address not allowed: ${d.reason}`;
+      this.wake(false);
+      return;
+    }
+    this.state = 'open';
+    const opts = this.opts;
+    const { host, port } = splitAddress(this.address);
+    const make = () =>
+      new Redis({
+        host,
+        port,
+        ...(opts.username ? { username: opts.username } : {}),
+        ...(opts.password ? { password: opts.password } : {}),
+        ...(opts.tls ? { tls: opts.tls } : {}),
+        // A name allowed because of what it resolved to is resolved and checked again on every
+        // connection: a name that now points elsewhere gets no connection (and no password).
+        ...(d.resolved && opts.allow
+          ? { Connector: guardedConnector(opts.allow.connectLookup) }
+          : {}),
+        db: opts.database,
+        enableAutoPipelining: true,
+        connectTimeout: opts.connectTimeout,
+        // No ioredis commandTimeout: every command goes through the Executor, whose own
+        // deadline (commandTimeout) bounds it from the moment it was asked, and the prober times
+        // its PINGs itself. ioredis' timer per command was a second timer on the hot path, and
+        // a command it times out still waits in the connection's reply queue all the same.
+        maxRetriesPerRequest: opts.maxRetries,
+        // Fail fast while disconnected: no queue of commands waits on a dead node.
+        enableOfflineQueue: false,
+        enableReadyCheck: true,
+        lazyConnect: false,
+        retryStrategy: (times: number) =>
+          Math.min(50 * 2 ** Math.min(times, 6), opts.reconnectMax ?? 2_000),
+        reconnectOnError: () => false,
+        connectionName: 'dcache',
+      });
+    this.clients = Array.from({ length: opts.poolSize }, make);
     // Surfaced per command and by the prober; the last one explains why a node cannot connect.
+    // A generic error (ECONNRESET after a TLS alert, "Connection is closed") does not hide a
+    // specific one (the alert, WRONGPASS) seen in the last STICKY_MS: each retry repeats the
+    // specific one while its cause lasts, so once it stops the generic ones show again.
     for (const c of this.clients) {
       c.on('error', (e: Error) => {
+        const now = Date.now();
+        if (errorClass(e.message) !== 'unavailable') this.specificAt = now;
+        else if (
+          this.lastError !== undefined &&
+          errorClass(this.lastError) !== 'unavailable' &&
+          now - this.specificAt < STICKY_MS
+        )
+          return;
         this.lastError = e.message;
       });
       c.on('ready', () => {
         this.lastError = undefined;
+        this.wake(true);
       });
     }
+  }
+
+  private wake(ok: boolean): void {
+    for (const w of [...this.waiters]) w(ok);
+  }
+
+  /** The failure of a command on a node without connections (refused, or still checking). */
+  private noConnection(): DcacheError {
+    return new DcacheError(
+      'NODE_UNAVAILABLE',
+      this.state === 'refused'
+        ? `node ${this.id}: address not allowed (${this.refusal})`
+        : `node ${this.id}: no connection (${this.state === 'closed' ? 'closed' : 'checking its address'})`,
+      { node: this.id },
+    );
   }
 
   /**
@@ -68,6 +155,9 @@ export class NodeClient {
    * here and more reads in Redis for the same work).
    */
   redis(): Redis {
+    // No connection at all (address not allowed, or not checked yet): fail at once. The Executor
+    // counts it as a node failure, so health ejects the node through the normal path.
+    if (this.clients.length === 0) throw this.noConnection();
     let c = this.clients[this.cursor] as Redis;
     // A connection still reconnecting (after a node restart) would fail at once: use a ready one.
     if (c.status !== 'ready') c = this.clients.find((x) => x.status === 'ready') ?? c;
@@ -85,6 +175,7 @@ export class NodeClient {
 
   /** PING every connection: a node is healthy only when all of them answer. */
   async pingAll(): Promise<void> {
+    if (this.clients.length === 0) throw this.noConnection();
     await Promise.all(this.clients.map((c) => c.ping()));
   }
 
@@ -93,23 +184,25 @@ export class NodeClient {
     return this.clients.some((c) => c.status === 'ready');
   }
 
-  /** Resolve once the first connection is ready or `ms` passed (false then). */
+  /** Resolve once the first connection is ready or `ms` passed (false then, or when refused). */
   waitReady(ms: number): Promise<boolean> {
     if (this.connected) return Promise.resolve(true);
+    if (this.state === 'refused' || this.state === 'closed') return Promise.resolve(false);
     return new Promise((resolve) => {
       const done = (ok: boolean) => {
         clearTimeout(t);
-        for (const c of this.clients) c.off('ready', onReady);
+        this.waiters.delete(done);
         resolve(ok);
       };
-      const onReady = () => done(true);
       const t = setTimeout(() => done(false), ms);
-      for (const c of this.clients) c.once('ready', onReady);
+      this.waiters.add(done);
     });
   }
 
   /** Close every connection (QUIT, then disconnect after a short grace). */
   async close(): Promise<void> {
+    this.state = 'closed';
+    this.wake(false);
     await Promise.all(
       this.clients.map(async (c) => {
         try {
@@ -134,4 +227,97 @@ export function splitAddress(address: string): { host: string; port: number } {
   let host = address.slice(0, i);
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
   return { host, port: Number(address.slice(i + 1)) };
+}
+
+/** Why a node cannot serve, in one word: what /health shows to callers without the admin token. */
+export type NodeErrorClass =
+  | 'not_allowed'
+  | 'auth'
+  | 'tls'
+  | 'dns'
+  | 'refused'
+  | 'timeout'
+  | 'unavailable';
+
+/**
+ * The class of a connection or command error message: the detail (addresses, ports, certificate
+ * names, Redis' own words) stays for admins, the class tells anyone what kind of trouble it is.
+ */
+export function errorClass(message: string): NodeErrorClass {
+  if (/address not allowed/i.test(message)) return 'not_allowed';
+  if (isAuthError(message) || /NOPERM|WRONGPASS|invalid username/i.test(message)) return 'auth';
+  if (
+    /certificate|self[- ]signed|altnames|\bSSL|\bTLS|ERR_TLS|EPROTO|handshake|unable to verify|issuer|wrong version number/i.test(
+      message,
+    )
+  )
+    return 'tls';
+  if (/ENOTFOUND|EAI_AGAIN|EAI_NONAME|EAI_FAIL|getaddrinfo/i.test(message)) return 'dns';
+  if (/ECONNREFUSED/.test(message)) return 'refused';
+  if (/timed out|ETIMEDOUT|timeout/i.test(message)) return 'timeout';
+  return 'unavailable';
+}
+
+/** The TLS settings of `cache.*` as ioredis takes them; the PEM files are read here, once. */
+export function redisTlsOptions(cache: {
+  tls: boolean;
+  tlsCa: string;
+  tlsCert: string;
+  tlsKey: string;
+  tlsServername: string;
+}): ConnectionOptions | undefined {
+  if (!cache.tls) return undefined;
+  return {
+    ...(cache.tlsCa ? { ca: readFileSync(cache.tlsCa) } : {}),
+    ...(cache.tlsCert ? { cert: readFileSync(cache.tlsCert) } : {}),
+    ...(cache.tlsKey ? { key: readFileSync(cache.tlsKey) } : {}),
+    ...(cache.tlsServername ? { servername: cache.tlsServername } : {}),
+  };
+}
+
+/**
+ * An ioredis connector that connects like its standalone one, host name resolved through `lookup`
+ * (which refuses addresses outside the allow-list before anything is sent).
+ */
+function guardedConnector(lookup: LookupFunction) {
+  return class GuardedConnector extends AbstractConnector {
+    private readonly target: { host: string; port: number; tls?: ConnectionOptions };
+
+    constructor(options: unknown) {
+      const o = options as {
+        host: string;
+        port: number;
+        tls?: ConnectionOptions;
+        disconnectTimeout?: number;
+      };
+      super(o.disconnectTimeout ?? 2_000);
+      this.target = o;
+    }
+
+    connect(): Promise<Socket | TLSSocket> {
+      this.connecting = true;
+      const { host, port, tls } = this.target;
+      return new Promise((resolve, reject) => {
+        // As ioredis' own connector: the stream is created on the next tick, after listeners.
+        process.nextTick(() => {
+          if (!this.connecting) {
+            reject(new Error('Connection is closed.'));
+            return;
+          }
+          try {
+            this.stream = tls
+              ? tlsConnect({ ...tls, host, port, lookup })
+              : createConnection({ host, port, lookup });
+          } catch (e) {
+            reject(e);
+            return;
+          }
+          this.stream.once('error', (err: Error) => {
+            this.firstError = err;
+          });
+          resolve(this.stream);
+        });
+      });
+    }
+  };
 }

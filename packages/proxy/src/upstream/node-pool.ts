@@ -1,15 +1,23 @@
+import { NodeAllowList } from '../security/node-allow.js';
 import { NodeClient, type NodeClientOptions } from './node-client.js';
 
 /** One NodeClient per live member; follows membership (it never decides it). */
 export class NodePool {
   private readonly nodes = new Map<string, NodeClient>();
   private readonly opts: NodeClientOptions;
+  /** Which addresses may get a connection (cache.allowed_addresses); the admin routes ask it too. */
+  readonly allow: NodeAllowList;
 
   constructor(opts: NodeClientOptions) {
-    this.opts = opts;
+    this.allow = opts.allow ?? new NodeAllowList([]);
+    this.opts = { ...opts, allow: this.allow };
   }
 
-  /** Open clients for new members, close those of members that left; returns what changed. */
+  /**
+   * Open clients for new members, close those of members that left (or whose address changed);
+   * returns what changed. A member whose address the allow-list refuses gets a client in state
+   * `refused`: no connection, every command fails at once.
+   */
   sync(members: readonly { id: string; address: string }[]): {
     opened: string[];
     closed: string[];
