@@ -1,4 +1,6 @@
+import { DcacheError } from './errors.js';
 import type { Executor } from './upstream/executor.js';
+import { errorClass } from './upstream/node-client.js';
 
 /** Figures of one node from INFO keyspace/stats/memory. */
 export interface NodeFigures {
@@ -34,16 +36,30 @@ export function parseInfo(text: string, db: number): NodeFigures {
   };
 }
 
-/** INFO of one node (keyspace, stats, memory, clients) parsed. */
+/**
+ * INFO of one node (keyspace, stats, memory, clients) parsed. A failure keeps its code but says
+ * only the error's class: /api/v1/cache/stats is public, and the detail (addresses, ports, the
+ * node's own words) would make it a port scanner; admins read it in /health.
+ */
 export async function nodeFigures(exec: Executor, node: string, db: number): Promise<NodeFigures> {
-  const text = await exec.run(node, 'info', async (c) => {
-    const [ks, st, mem, cl] = await Promise.all([
-      c.info('keyspace'),
-      c.info('stats'),
-      c.info('memory'),
-      c.info('clients'),
-    ]);
-    return `${ks}\r\n${st}\r\n${mem}\r\n${cl}`;
-  });
+  let text: string;
+  try {
+    text = await exec.run(node, 'info', async (c) => {
+      const [ks, st, mem, cl] = await Promise.all([
+        c.info('keyspace'),
+        c.info('stats'),
+        c.info('memory'),
+        c.info('clients'),
+      ]);
+      return `${ks}\r\n${st}\r\n${mem}\r\n${cl}`;
+    });
+  } catch (e) {
+    const code = e instanceof DcacheError ? e.code : 'NODE_ERROR';
+    throw new DcacheError(
+      code,
+      `node ${node}: ${errorClass((e as Error).message ?? String(e))} (detail: GET /health with the admin token)`,
+      { node },
+    );
+  }
   return parseInfo(text, db);
 }

@@ -1,12 +1,38 @@
 import { routingState } from '@dcache/ring';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { type AdminAccess, bearerToken, safeEqual } from '../auth.js';
 import type { Runtime } from '../runtime.js';
+import { isLocalClient } from '../security/client-address.js';
+import { errorClass } from '../upstream/node-client.js';
 
-/** Summary of node health: ok (all serving), degraded (some), down (none). */
-export function healthSummary(rt: Runtime) {
+/**
+ * Whoever may make admin calls sees the error detail of nodes: with an admin token, a request
+ * that carries it (a wrong or missing one just gets the public view: no 401 here); without one,
+ * as protected mode decides admin calls (clients on this host, or everyone when it is off).
+ */
+export function seesDetail(req: FastifyRequest, admin: AdminAccess): boolean {
+  if (admin.token !== '') {
+    const got = bearerToken(req);
+    return got !== undefined && safeEqual(got, admin.token);
+  }
+  return !admin.protectedMode || isLocalClient(req.raw);
+}
+
+/**
+ * Summary of node health: ok (all serving), degraded (some), down (none). Each node that cannot
+ * serve says why as a class (`error_class`: refused, timeout, auth, tls, not_allowed, dns,
+ * unavailable); the messages themselves (addresses, ports, certificate names, Redis' words: what
+ * would make /health a port scanner) only with `detail`.
+ */
+export function healthSummary(rt: Runtime, opts: { detail?: boolean } = {}) {
   const snap = rt.holder.current;
   const nodes = [...snap.members.values()].map((m) => {
     const h = rt.health.info(m.id);
+    const client = rt.pool.get(m.id);
+    // The connection's own error says most (a TLS or AUTH failure; commands only see "closed").
+    const connError = client && !client.connected ? client.lastError : undefined;
+    const lastError = h.lastError && !h.healthy ? h.lastError : undefined;
+    const why = connError ?? lastError;
     return {
       id: m.id,
       address: m.address,
@@ -14,9 +40,11 @@ export function healthSummary(rt: Runtime) {
       routing: routingState(snap.doc, m.id),
       state: h.state,
       healthy: h.healthy,
-      connected: rt.pool.get(m.id)?.connected ?? false,
+      connected: client?.connected ?? false,
       since: new Date(h.since).toISOString(),
-      ...(h.lastError && !h.healthy ? { last_error: h.lastError } : {}),
+      ...(why !== undefined ? { error_class: errorClass(why) } : {}),
+      ...(opts.detail && lastError !== undefined ? { last_error: lastError } : {}),
+      ...(opts.detail && connError !== undefined ? { connection_error: connError } : {}),
     };
   });
   // Serving = routed to cluster-wide (`up`) and reachable from this proxy.
@@ -42,14 +70,10 @@ export function healthSummary(rt: Runtime) {
 
 /** /health (ok | degraded | down), /health/live and /health/ready. */
 export function healthRoutes(app: FastifyInstance, rt: Runtime): void {
-  app.get(
-    '/health',
-    { schema: { summary: 'Overall and per-node health' } },
-    async (_req, reply) => {
-      const s = healthSummary(rt);
-      return reply.code(s.status === 'down' ? 503 : 200).send(s);
-    },
-  );
+  app.get('/health', { schema: { summary: 'Overall and per-node health' } }, async (req, reply) => {
+    const s = healthSummary(rt, { detail: seesDetail(req, rt.config.admin) });
+    return reply.code(s.status === 'down' ? 503 : 200).send(s);
+  });
   app.get(
     '/health/live',
     { schema: { summary: 'Liveness: the process serves HTTP' } },
