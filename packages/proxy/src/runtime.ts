@@ -19,8 +19,9 @@ import type { PeerSync } from './peers/peer-sync.js';
 import { Router } from './router.js';
 import { type LookupAll, NodeAllowList } from './security/node-allow.js';
 import { Executor } from './upstream/executor.js';
-import { isAuthError, redisTlsOptions } from './upstream/node-client.js';
+import { errorClass, isAuthError, redisTlsOptions } from './upstream/node-client.js';
 import { NodePool } from './upstream/node-pool.js';
+import { classifyRedisError } from './upstream/redis-errors.js';
 
 /** Everything a proxy runs on; `buildApp` serves it over HTTP. One object owns every part. */
 export interface Runtime {
@@ -111,6 +112,7 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     timeout: config.health.timeout,
     onProbe: (node, secs, err) => {
       if (!err) metrics.redisDuration.observe({ node, op: 'ping' }, secs);
+      else metrics.redisErrors.inc({ node, op: 'ping', code: classifyRedisError(err) });
     },
   });
   let peers: PeerSync | undefined;
@@ -257,21 +259,44 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
       checkFence();
     },
     async start() {
-      await Promise.all(pool.all().map((n) => n.waitReady(config.cache.connectTimeout)));
-      // A refused password is a configuration error, not an outage: stop at start with its name.
-      const refused = pool.all().filter((n) => !n.connected && isAuthError(n.lastError));
-      if (refused.length > 0) {
+      const nodes = pool.all();
+      await Promise.all(nodes.map((n) => n.waitReady(config.cache.connectTimeout)));
+      // Credentials refused by EVERY node are a configuration error: stop at start with the
+      // setting's name. Refused by some only (say a node added with another requirepass), those
+      // are reported and left to health, which ejects them: one node must not stop the proxy.
+      const refused = nodes.filter((n) => !n.connected && isAuthError(n.lastError));
+      const user = config.cache.username;
+      const setting = envName(user ? 'cache.username' : 'cache.password');
+      const what = user
+        ? `the credentials of ACL user "${user}" (${envName('cache.username')}, ${envName('cache.password')})`
+        : `the credentials (${envName('cache.password')})`;
+      if (refused.length > 0 && refused.length === nodes.length) {
         await pool.close();
         const first = refused[0] as (typeof refused)[number];
         throw new ConfigError(
-          envName('cache.password'),
-          `Redis ${refused.map((n) => n.address).join(', ')} refused the credentials (${first.lastError?.split('.')[0]})`,
+          setting,
+          `every Redis node (${refused.map((n) => n.address).join(', ')}) refused ${what}: ${first.lastError?.split('.')[0]}`,
         );
       }
-      for (const n of pool.all()) {
-        if (!n.connected)
+      if (refused.length > 0)
+        log.error(
+          {
+            nodes: refused.map((n) => n.id),
+            setting,
+            err: refused[0]?.lastError,
+            class: 'auth',
+          },
+          `Redis node(s) ${refused.map((n) => n.address).join(', ')} refused ${what}; serving without them (health ejects them until their credentials match)`,
+        );
+      for (const n of nodes) {
+        if (n.state === 'refused')
+          log.error(
+            { node: n.id, address: n.address, reason: n.refusal, class: 'not_allowed' },
+            `node address not allowed by ${envName('cache.allowed_addresses')}: no connection is made to it (health ejects it)`,
+          );
+        else if (!n.connected && !refused.includes(n))
           log.warn(
-            { node: n.id, err: n.lastError },
+            { node: n.id, err: n.lastError, class: errorClass(n.lastError ?? '') },
             'node not reachable at start; it will be probed',
           );
       }
