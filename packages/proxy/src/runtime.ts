@@ -156,10 +156,12 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     const members = [...snap.members.values()];
     const { closed } = pool.sync(members);
     health.sync(members.map((m) => m.id));
+    const live = new Set(members.map((m) => m.id));
     for (const id of closed) {
       exec.forget(id);
-      metrics.nodeUp.remove({ node: id });
-      for (const st of BREAKER_STATES) metrics.nodeBreakerState.remove({ node: id, state: st });
+      // A node that left the membership takes every per-node series with it (an address change
+      // keeps the id and its series; publishNode below refreshes them).
+      if (!live.has(id)) metrics.removeNode(id);
     }
     for (const m of members) publishNode(m.id);
     publishRing(snap);
