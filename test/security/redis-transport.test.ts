@@ -28,8 +28,31 @@ const QUICK_EJECT = {
   DC_HEALTH_FAILURE_THRESHOLD: '2',
   DC_HEALTH_RETRY_INTERVAL: '300ms',
 };
-const USER = 'alice';
-const PASS = 'alice-secret-8c2f4a';
+/** The fixture's own ACL user (every command), and the proxy's (only what dcache needs). */
+const FIXTURE_USER = 'fixture';
+const FIXTURE_PASS = 'fixture-secret-1b9e';
+const USER = 'dcache';
+const PASS = 'dcache-secret-8c2f4a';
+/** The commands docs/operations.md lists for the proxy's ACL user. */
+const PROXY_ACL = [
+  '~*',
+  '-@all',
+  '+get',
+  '+set',
+  '+del',
+  '+unlink',
+  '+exists',
+  '+mget',
+  '+pttl',
+  '+ttl',
+  '+scan',
+  '+flushdb',
+  '+info',
+  '+ping',
+  '+role',
+  '+select',
+  '+client|setname',
+];
 
 type Node = {
   id: string;
@@ -215,9 +238,11 @@ describe('TLS and an ACL user to Redis', () => {
       clientKey: pki.clientKey,
     };
     nodes = await Promise.all([
-      startRedis({ tls, username: USER, password: PASS }),
-      startRedis({ tls, username: USER, password: PASS }),
+      startRedis({ tls, username: FIXTURE_USER, password: FIXTURE_PASS }),
+      startRedis({ tls, username: FIXTURE_USER, password: FIXTURE_PASS }),
     ]);
+    for (const n of nodes)
+      expect(await n.command('ACL', 'SETUSER', USER, 'on', `>${PASS}`, ...PROXY_ACL)).toBe('OK');
   });
 
   afterAll(async () => {
@@ -229,13 +254,13 @@ describe('TLS and an ACL user to Redis', () => {
     for (const n of nodes) {
       expect(await plainPing(n.port)).not.toContain('PONG');
       const who = await n.command('ACL', 'WHOAMI');
-      expect(who).toBe(USER);
+      expect(who).toBe(FIXTURE_USER);
       const def = await n.command('ACL', 'GETUSER', 'default');
       expect(JSON.stringify(def)).toContain('off');
     }
   });
 
-  it('a proxy serves PUT/GET over TLS as the ACL user, with its client certificate', async () => {
+  it('a proxy serves over TLS as an ACL user with only the documented commands, with its client certificate', async () => {
     const p = await spawnProxy(
       tlsEnv(
         pki,
@@ -251,7 +276,7 @@ describe('TLS and an ACL user to Redis', () => {
         expect(n.error_class).toBeUndefined();
       }
       for (let i = 0; i < 40; i++) {
-        const put = await call(p.url, 'PUT', `/api/v1/cache/tls:${i}`, { value: { i } });
+        const put = await call(p.url, 'PUT', `/api/v1/cache/tls:${i}`, { value: { i }, ttl: '1h' });
         expect(put.status).toBe(200);
       }
       for (let i = 0; i < 40; i++) {
@@ -259,6 +284,21 @@ describe('TLS and an ACL user to Redis', () => {
         expect(got.status).toBe(200);
         expect(got.body.value).toEqual({ i });
       }
+      // The other paths the ACL list must cover: batches, HEAD, listing, stats (INFO), delete.
+      const items = Object.fromEntries(
+        Array.from({ length: 20 }, (_, i) => [`b:${i}`, { value: i, ttl: '1h' }]),
+      );
+      expect((await call(p.url, 'POST', '/api/v1/cache/batch', { items })).status).toBe(200);
+      const batch = await call(p.url, 'POST', '/api/v1/cache/batch/get', {
+        keys: Object.keys(items),
+      });
+      expect(Object.keys(batch.body.items)).toHaveLength(20);
+      expect((await fetch(`${p.url}/api/v1/cache/b:1`, { method: 'HEAD' })).status).toBe(200);
+      const keys = await call(p.url, 'GET', '/api/v1/cache/keys?pattern=tls:*&limit=100');
+      expect(keys.body.keys).toHaveLength(40);
+      const stats = await call(p.url, 'GET', '/api/v1/cache/stats');
+      expect(stats.body.total.keys).toBe(60);
+      expect((await call(p.url, 'DELETE', '/api/v1/cache/tls:0')).status).toBe(200);
       // Every node holds some keys; the proxy's connections are TLS ones of the ACL user.
       for (const n of nodes) {
         const keys = await n.command('DBSIZE');
@@ -269,6 +309,10 @@ describe('TLS and an ACL user to Redis', () => {
         for (const l of ours) expect(l).toContain(`user=${USER}`);
       }
       expect(p.proc.output()).not.toContain(PASS);
+      // Flush (admin): FLUSHDB ASYNC on every node.
+      const flush = await call(p.url, 'DELETE', '/api/v1/cache/', undefined, ADMIN);
+      expect(flush.body).toEqual({ flushed_nodes: 2, failed: {} });
+      for (const n of nodes) expect(await n.command('DBSIZE')).toBe(0);
     } finally {
       await p.proc.stop();
     }
