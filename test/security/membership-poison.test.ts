@@ -98,7 +98,7 @@ async function converged(want?: string): Promise<string> {
       sum = a.checksum;
       return a.checksum === b.checksum && (want === undefined || a.checksum === want);
     },
-    { timeout: 30_000, interval: 50, message: 'both proxies to hold the same document' },
+    { timeout: 60_000, interval: 50, message: 'both proxies to hold the same document' },
   );
   return sum;
 }
@@ -115,7 +115,7 @@ async function serves(p: ClusterProxy, key: string): Promise<void> {
       const get = await call(`${p.url}/api/v1/cache/${key}`);
       return get.status === 200 && get.body.value === key;
     },
-    { timeout: 30_000, interval: 100, message: `${p.name} to serve ${key}` },
+    { timeout: 60_000, interval: 100, message: `${p.name} to serve ${key}` },
   );
 }
 
@@ -188,6 +188,7 @@ describe('membership poisoning by a peer holding the cluster token', () => {
     expect((await ringOf(A)).checksum).toBe(before);
     // Logged at warn, naming the peer and the reason (once: later ones within a minute are counted).
     await waitFor(() => logLines(A, 'refused a peer document').length > 0, {
+      timeout: 30_000,
       message: 'the refusal to be logged',
     });
     const line = logLines(A, 'refused a peer document')[0];
@@ -265,7 +266,7 @@ describe('membership poisoning by a peer holding the cluster token', () => {
     });
     expect(hello.status).toBe(200);
     await waitFor(() => logLines(A, 'refused a peer document').some((l) => l.peer === fakeUrl), {
-      timeout: 30_000,
+      timeout: 60_000,
       message: "A to refuse the old build's reply",
     });
     const refused = logLines(A, 'refused a peer document').find((l) => l.peer === fakeUrl);
