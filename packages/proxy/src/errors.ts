@@ -18,7 +18,8 @@ export const ERRORS = {
   },
   VERSION_LIMIT: {
     status: 409,
-    message: 'a membership version would pass its cap; remove and re-add the node under a new id',
+    message:
+      'a membership version would pass its cap (2^39 changes); add the Redis node under a new id',
   },
   BATCH_TOO_LARGE: { status: 400, message: 'the batch holds too many keys' },
   BAD_REQUEST: { status: 400, message: 'the request is malformed' },

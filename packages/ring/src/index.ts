@@ -25,6 +25,7 @@ export {
   liveEntries,
   MAX_ENTRIES,
   MAX_ID_LENGTH,
+  MAX_VERSION,
   MAX_WEIGHT,
   MEMBER_STATES,
   type MemberChange,
@@ -33,12 +34,14 @@ export {
   type MembershipDoc,
   MIN_WEIGHT,
   merge,
+  RESERVED_IDS,
   ROUTING_STATES,
   type RoutingEntry,
   type RoutingState,
   routingState,
   setRouting,
   upsertEntry,
+  VersionLimitError,
   validateDoc,
 } from './membership.js';
 export {
