@@ -232,7 +232,12 @@ export interface HealthNode {
   connected: boolean;
   /** ISO time of the last health change. */
   since: string;
+  /** Why it cannot serve, as a class (refused, timeout, auth, tls, not_allowed, dns, unavailable). */
+  error_class?: string;
+  /** The message behind it: only for callers who may make admin calls. */
   last_error?: string;
+  /** The connection's own error (TLS, AUTH), with the same visibility as `last_error`. */
+  connection_error?: string;
 }
 
 /** `GET /health` (returned for 200 and for 503 `down` alike). */

@@ -84,7 +84,7 @@ export function printHealth(out: Output, h: Health): void {
         yesNo(c, n.healthy),
         yesNo(c, n.connected),
         n.since,
-        n.last_error ?? '',
+        n.last_error ?? n.error_class ?? '',
       ]),
     ),
   );
