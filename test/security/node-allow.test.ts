@@ -13,6 +13,7 @@ import {
   waitFor,
 } from '@dcache/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call as jsonCall } from '../reliability/harness.js';
 
 const ADMIN = 'adm-node-allow-71c3';
 const PASSWORD = 'redis-pw-never-to-a-stranger-4f0b';
@@ -47,25 +48,12 @@ async function trap(): Promise<Trap> {
   return { server, seen, address: `127.0.0.2:${(server.address() as { port: number }).port}` };
 }
 
-async function call(url: string, method: string, path: string, body?: unknown, token?: string) {
-  const r = await fetch(`${url}${path}`, {
-    method,
-    headers: {
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+/** One JSON call with an optional body and bearer token (the harness' call, positional). */
+const call = (url: string, method: string, path: string, body?: unknown, token?: string) =>
+  jsonCall(url, method, path, {
+    ...(body !== undefined ? { json: body } : {}),
+    ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
   });
-  const text = await r.text();
-  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON fields
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, text, body: json };
-}
 
 describe('node allow-list (DC_CACHE_ALLOWED_ADDRESSES)', () => {
   let good: RedisServer;

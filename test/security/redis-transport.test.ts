@@ -19,6 +19,7 @@ import {
   waitFor,
 } from '@dcache/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call as jsonCall } from '../reliability/harness.js';
 
 const ADMIN = 'adm-redis-transport-5d1e';
 /** Ejection within seconds of a node failing, yet no slow PING on 2 busy cores ejects a good one. */
@@ -164,25 +165,12 @@ function tlsEnv(pki: Pki, addresses: string[], extra: Record<string, string> = {
   };
 }
 
-const call = async (url: string, method: string, path: string, body?: unknown, token?: string) => {
-  const r = await fetch(`${url}${path}`, {
-    method,
-    headers: {
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+/** One JSON call with an optional body and bearer token (the harness' call, positional). */
+const call = (url: string, method: string, path: string, body?: unknown, token?: string) =>
+  jsonCall(url, method, path, {
+    ...(body !== undefined ? { json: body } : {}),
+    ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
   });
-  const text = await r.text();
-  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON fields
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, text, body: json };
-};
 
 /** Start the proxy process and expect it to exit: its exit code and stderr. */
 async function startExpectingExit(env: Record<string, string>) {
