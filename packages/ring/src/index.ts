@@ -3,7 +3,7 @@
  * selection, batch planning and the membership document. No I/O.
  */
 export { formatAddress, nodeIdFor, type ParsedAddress, parseAddress } from './address.js';
-export { NO_OWNER, planBatch } from './batch.js';
+export { groupByOwner, NO_OWNER, planBatch } from './batch.js';
 export {
   type ByteHash,
   byteHash,
