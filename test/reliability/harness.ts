@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { ERROR_CODES, ERRORS, type ErrorCode } from '@dcache/proxy';
 import { FAST_HEALTH, PROXY_MAIN, spawnProxy, type TestProcess } from '@dcache/test-utils';
@@ -32,12 +33,20 @@ export async function startProxy(
   return { ...p, pid: p.proc.pid };
 }
 
-/** Resident set size of a process in bytes (VmRSS of /proc/<pid>/status). */
+/**
+ * Resident set size of a process in bytes: VmRSS of /proc/<pid>/status where /proc exists
+ * (Linux), else `ps -o rss=` (macOS, the BSDs), which reports kilobytes too.
+ */
 export function rssBytes(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-  if (!m?.[1]) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]) * 1024;
+  if (existsSync('/proc/self/status')) {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    if (!m?.[1]) throw new Error(`no VmRSS for pid ${pid}`);
+    return Number(m[1]) * 1024;
+  }
+  const out = execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).trim();
+  if (!/^\d+$/.test(out)) throw new Error(`ps gave no RSS for pid ${pid}: ${JSON.stringify(out)}`);
+  return Number(out) * 1024;
 }
 
 /** One HTTP/1.1 response as read off the wire. */

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
-import { parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
+import { parseDnsServers, parsePeersDns } from './peers/dns-discovery.js';
 import { AddressListError, parseAddressList } from './security/address-match.js';
 
 type Kind = 'string' | 'int' | 'bool' | 'duration' | 'bytes' | 'list' | 'enum';
@@ -67,6 +68,14 @@ export const SETTINGS = [
     doc: 'Drain limit for in-flight requests on SIGTERM/SIGINT',
   },
   {
+    path: 'server.shutdown_delay',
+    kind: 'duration',
+    def: 0,
+    min: 0,
+    envAliases: ['DC_SHUTDOWN_DELAY'],
+    doc: 'On SIGTERM/SIGINT, keep serving this long with /health/ready at 503 (load balancers stop sending) before the drain',
+  },
+  {
     path: 'server.max_connections',
     kind: 'int',
     def: 10_000,
@@ -90,6 +99,12 @@ export const SETTINGS = [
     kind: 'list',
     def: ['localhost:6379'],
     doc: 'Redis nodes (host:port, comma list) that seed the ring when there is no state file and no peer',
+  },
+  {
+    path: 'cache.addresses_authoritative',
+    kind: 'bool',
+    def: false,
+    doc: 'At start, make the ring exactly cache.addresses (nodes added, removed or set active as an admin change that peers receive); undoes admin ring changes at each restart',
   },
   { path: 'cache.password', kind: 'string', def: '', secret: true, doc: 'Redis AUTH password' },
   {
@@ -311,6 +326,25 @@ export const SETTINGS = [
     doc: 'Peer proxy base URLs (seeds), e.g. http://10.0.0.2:8080',
   },
   {
+    path: 'cluster.peers_dns',
+    kind: 'string',
+    def: '',
+    doc: "name:port whose A/AAAA records are the peer proxies (e.g. a headless Service), resolved on an interval; this proxy's own addresses are left out (empty = off)",
+  },
+  {
+    path: 'cluster.peers_dns_interval',
+    kind: 'duration',
+    def: 5_000,
+    min: 100,
+    doc: 'How often cluster.peers_dns is resolved',
+  },
+  {
+    path: 'cluster.peers_dns_servers',
+    kind: 'list',
+    def: [],
+    doc: 'DNS servers (ip or ip:port) asked for cluster.peers_dns (empty = the system resolver configuration)',
+  },
+  {
     path: 'cluster.token',
     kind: 'string',
     def: '',
@@ -371,9 +405,9 @@ export const SETTINGS = [
   {
     path: 'logger.format',
     kind: 'enum',
-    def: 'json',
-    values: ['json', 'pretty'],
-    doc: 'Log format',
+    def: 'auto',
+    values: ['auto', 'json', 'pretty'],
+    doc: 'Log format: auto is pretty when the log goes to a terminal, else JSON',
   },
   {
     path: 'logger.output_path',
@@ -392,12 +426,14 @@ export interface Config {
     writeTimeout: number;
     idleTimeout: number;
     shutdownTimeout: number;
+    shutdownDelay: number;
     maxConnections: number;
     trustedProxies: string[];
     fastPath: boolean;
   };
   cache: {
     addresses: string[];
+    addressesAuthoritative: boolean;
     password: string;
     username: string;
     allowedAddresses: string[];
@@ -436,6 +472,9 @@ export interface Config {
   replication: { factor: number; warmupWindow: number };
   cluster: {
     peers: string[];
+    peersDns: string;
+    peersDnsInterval: number;
+    peersDnsServers: string[];
     token: string;
     syncInterval: number;
     /** 0: derived from the sync interval. */
@@ -445,7 +484,7 @@ export interface Config {
     advertiseUrl: string;
   };
   admin: { token: string; protectedMode: boolean };
-  logger: { level: string; format: 'json' | 'pretty'; outputPath: string };
+  logger: { level: string; format: 'auto' | 'json' | 'pretty'; outputPath: string };
 }
 
 /** A configuration error that names the setting; `main` prints it as one line and exits 2. */
@@ -694,6 +733,18 @@ function crossCheck(cfg: Config, nameOf: (path: string) => string): void {
       `"${cfg.cluster.advertiseUrl}" is not an http(s) URL`,
     );
   }
+  if (cfg.cluster.peersDns !== '') {
+    try {
+      parsePeersDns(cfg.cluster.peersDns);
+    } catch (e) {
+      throw new ConfigError(nameOf('cluster.peers_dns'), (e as Error).message);
+    }
+  }
+  try {
+    parseDnsServers(cfg.cluster.peersDnsServers);
+  } catch (e) {
+    throw new ConfigError(nameOf('cluster.peers_dns_servers'), (e as Error).message);
+  }
   // The ring accepts two ASCII characters only (as twemproxy): refuse anything else here, with exit 2.
   if (cfg.cache.hashTag !== '' && !/^[\x20-\x7e]{2}$/.test(cfg.cache.hashTag)) {
     throw new ConfigError(
@@ -758,4 +809,96 @@ export function redact(cfg: Config): Config {
     cluster: { ...cfg.cluster, token: cfg.cluster.token ? '(set)' : '' },
     admin: { ...cfg.admin, token: cfg.admin.token ? '(set)' : '' },
   };
+}
+
+/** Environment names the proxy reads beside its settings. */
+const OTHER_ENV = ['DC_CONFIG'];
+
+/** Levenshtein distance, for "did you mean" on misspelt setting names. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const sub = (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      cur.push(Math.min(sub, (prev[j] as number) + 1, (cur[j - 1] as number) + 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length] as number;
+}
+
+/** A `DC_*` environment variable that names no setting, with the closest setting if one is near. */
+export interface UnknownEnv {
+  name: string;
+  suggestion?: string;
+}
+
+/** Every `DC_*` variable of `env` that is no setting (a typo such as DC_CACHE_ADRESSES). */
+export function unknownEnv(env: NodeJS.ProcessEnv): UnknownEnv[] {
+  const known = [
+    ...OTHER_ENV,
+    ...(SETTINGS as readonly Setting[]).flatMap((s) => [envName(s.path), ...(s.envAliases ?? [])]),
+  ];
+  const knownSet = new Set(known);
+  const out: UnknownEnv[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('DC_') || knownSet.has(name)) continue;
+    let best: string | undefined;
+    let bestD = Number.POSITIVE_INFINITY;
+    for (const k of known) {
+      const d = distance(name, k);
+      if (d < bestD) {
+        bestD = d;
+        best = k;
+      }
+    }
+    // Past a third of the name it is another word, not a typo.
+    out.push(
+      best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3))
+        ? { name, suggestion: best }
+        : { name },
+    );
+  }
+  return out;
+}
+
+/** Default of a setting as `--help` and the docs show it. */
+function shownDefault(s: Setting): string {
+  const d = s.def;
+  if (Array.isArray(d)) return d.length > 0 ? d.join(',') : '(none)';
+  if (s.kind === 'duration') return formatDuration(d as number);
+  if (d === '') return '(empty)';
+  return String(d);
+}
+
+/** The `--help` text of the server entry, generated from SETTINGS. */
+export function usage(program = 'node packages/proxy/dist/main.js'): string {
+  const lines = [
+    `Usage: ${program} [--config file.yaml] [--<setting> value ...]`,
+    '',
+    'Runs the dcache proxy. Every setting comes, in order of precedence, from a flag',
+    '(--server-port 9000 or --server-port=9000), the environment (DC_SERVER_PORT=9000),',
+    'the YAML file given by --config or DC_CONFIG, or its default. Durations: 500ms, 30s,',
+    '1m, 1h30m; sizes: 1048576, 512kb, 1mb. Reference: docs/configuration.md.',
+    '',
+    '  --help, -h       print this text and exit',
+    '  --version        print the version and exit',
+    '  --config FILE    YAML configuration file (env DC_CONFIG)',
+    '',
+    'Settings (flag, environment variable, default):',
+  ];
+  let section = '';
+  for (const s of SETTINGS as readonly Setting[]) {
+    const sec = s.path.split('.')[0] as string;
+    if (sec !== section) {
+      lines.push('', `${sec}:`);
+      section = sec;
+    }
+    const values = s.values ? ` (${s.values.join('|')})` : '';
+    lines.push(`  --${flagName(s.path)}  ${envName(s.path)}  default ${shownDefault(s)}${values}`);
+    lines.push(`      ${s.doc}`);
+  }
+  lines.push('', 'Exit codes: 0 stopped cleanly, 2 a bad setting, 1 any other failure.');
+  return `${lines.join('\n')}\n`;
 }

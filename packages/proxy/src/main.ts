@@ -1,14 +1,45 @@
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { type Config, ConfigError, loadConfig, redact } from './config.js';
+import type { Logger } from 'pino';
+import { type Config, ConfigError, loadConfig, redact, unknownEnv, usage } from './config.js';
 import { createLogger } from './log.js';
 import { StateFileError } from './membership/state-file.js';
 import { startServer } from './server.js';
+
+/** The proxy's version (its package.json), or `unknown`. */
+export function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    return String(pkg.version);
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * `--help`/`-h` and `--version` anywhere in argv: print and exit 0. True when handled (tests
+ * pass `exit: false`).
+ */
+export function handleInfoFlags(
+  argv: readonly string[],
+  program: string,
+  exit = true,
+): string | undefined {
+  let text: string | undefined;
+  if (argv.includes('--help') || argv.includes('-h')) text = usage(program);
+  else if (argv.includes('--version')) text = `dcache ${version()}\n`;
+  if (text === undefined) return undefined;
+  process.stdout.write(text);
+  if (exit) process.exit(0);
+  return text;
+}
 
 /** Process entry: load config (exit 2 on a bad setting), listen, shut down gracefully on SIGTERM/SIGINT. */
 export async function main(
   argv: readonly string[] = process.argv.slice(2),
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<void> {
+  handleInfoFlags(argv, 'node packages/proxy/dist/main.js');
   let config: Config;
   try {
     config = loadConfig({ argv, env });
@@ -19,12 +50,26 @@ export async function main(
     }
     throw e;
   }
-  await run(config);
+  await run(config, env);
 }
 
-/** Run a proxy with a loaded config until a signal stops it. */
-export async function run(config: Config): Promise<void> {
+/** One warning at start naming every `DC_*` variable that is no setting (a typo, most often). */
+export function warnUnknownEnv(env: NodeJS.ProcessEnv, log: Logger): void {
+  const unknown = unknownEnv(env);
+  if (unknown.length === 0) return;
+  const said = unknown.map((u) =>
+    u.suggestion ? `${u.name} (did you mean ${u.suggestion}?)` : u.name,
+  );
+  log.warn(
+    { unknown: unknown.map((u) => u.name), suggestions: unknown.map((u) => u.suggestion ?? null) },
+    `ignored environment variables that name no setting: ${said.join(', ')} (every setting: --help or docs/configuration.md)`,
+  );
+}
+
+/** Run a proxy with a loaded config until a signal stops it; `env` is checked for unknown DC_* names. */
+export async function run(config: Config, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const log = createLogger(config.logger);
+  warnUnknownEnv(env, log);
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer(config, { log });
@@ -44,9 +89,18 @@ export async function run(config: Config): Promise<void> {
   );
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal ends the shutdown delay; the drain (bounded) still runs.
+      server.hurry();
+      return;
+    }
     stopping = true;
-    log.info({ signal }, 'shutting down: draining in-flight requests');
+    log.info(
+      { signal, delay_ms: config.server.shutdownDelay },
+      config.server.shutdownDelay > 0
+        ? 'shutting down: not ready, serving until the shutdown delay ends, then draining'
+        : 'shutting down: draining in-flight requests',
+    );
     server.close().then(
       () => {
         log.info('stopped');

@@ -434,6 +434,18 @@ export function createMetrics(opts: MetricsOptions = {}) {
     help: 'Number of peer proxies this proxy knows (configured seeds plus learned peers).',
     registers,
   });
+  const peerDnsResolutions = new Counter<'result'>({
+    name: 'dcache_peer_dns_resolutions_total',
+    help: 'Resolutions of cluster.peers_dns, by result (ok, error: the last good set of peers is kept).',
+    labelNames: ['result'],
+    registers,
+  });
+  for (const result of ['ok', 'error']) peerDnsResolutions.inc({ result }, 0);
+  const peerDnsPeers = new Gauge({
+    name: 'dcache_peer_dns_peers',
+    help: 'Peer proxies the last good resolution of cluster.peers_dns listed (this proxy left out).',
+    registers,
+  });
   const membershipChanges = new Counter<'source'>({
     name: 'dcache_membership_changes_total',
     help: 'Membership documents applied that changed the ring, by source (admin, peer, file).',
@@ -562,6 +574,10 @@ export function createMetrics(opts: MetricsOptions = {}) {
     convergence,
     /** dcache_peers. */
     peers,
+    /** dcache_peer_dns_resolutions_total {result: ok|error}. */
+    peerDnsResolutions,
+    /** dcache_peer_dns_peers. */
+    peerDnsPeers,
     /** dcache_membership_changes_total {source}. */
     membershipChanges,
     /** dcache_rate_limited_total. */

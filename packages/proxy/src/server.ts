@@ -3,7 +3,12 @@ import type { Logger } from 'pino';
 import { type AppOptions, buildApp } from './app.js';
 import type { Config } from './config.js';
 import { createLogger } from './log.js';
-import { type Cluster, initialMembership, setupCluster } from './membership/cluster.js';
+import {
+  authoritativeAtStart,
+  type Cluster,
+  initialMembership,
+  setupCluster,
+} from './membership/cluster.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 
 /** A listening proxy. */
@@ -12,8 +17,13 @@ export interface RunningServer {
   rt: Runtime;
   /** `http://host:port` it listens on. */
   url: string;
-  /** Graceful stop: refuse new work, drain in-flight requests (bounded), close Redis clients. */
+  /**
+   * Graceful stop: /health/ready answers 503 at once while requests are still served for
+   * server.shutdown_delay, then refuse new work, drain in-flight requests (bounded), close Redis.
+   */
   close(): Promise<void>;
+  /** End the shutdown delay now (a second signal): the drain starts at once. */
+  hurry(): void;
 }
 
 /** Options of `startServer`. */
@@ -60,6 +70,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       ...(responseHeaders ? { responseHeaders } : {}),
     });
     await rt.start();
+    if (init) authoritativeAtStart(rt);
     const address = await app.listen({ host: config.server.host, port: config.server.port });
     url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
   } catch (e) {
@@ -70,9 +81,23 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   cluster?.started(url);
   warnOpenAdmin(config, log);
   let closing: Promise<void> | undefined;
+  let hurry = () => {};
   const close = () => {
     closing ??= (async () => {
+      // Not ready from here on (and keep-alive answers say `connection: close`), but still
+      // serving: load balancers take a while to stop sending to an endpoint that left.
       rt.state.shuttingDown = true;
+      const wait = config.server.shutdownDelay;
+      if (wait > 0) {
+        log.info({ delay_ms: wait }, 'shutdown delay: /health/ready answers 503, still serving');
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, wait);
+          hurry = () => {
+            clearTimeout(t);
+            r();
+          };
+        });
+      }
       const drain = app.close();
       const limit = config.server.shutdownTimeout;
       let timer: NodeJS.Timeout | undefined;
@@ -93,7 +118,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     })();
     return closing;
   };
-  return { app, rt, url, close };
+  return { app, rt, url, close, hurry: () => hurry() };
 }
 
 /** One warning at start when admin calls (flush, ring changes) need no token. */

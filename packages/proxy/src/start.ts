@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from './config.js';
 import { startLocalRedis } from './dev/local-redis.js';
-import { run } from './main.js';
+import { handleInfoFlags, run } from './main.js';
 
 /**
  * `npm start`: with DC_CACHE_ADDRESSES (or a config file) use those nodes; otherwise start three
@@ -8,6 +8,7 @@ import { run } from './main.js';
  */
 async function start(): Promise<void> {
   const argv = process.argv.slice(2);
+  handleInfoFlags(argv, 'npm start --');
   const env = { ...process.env };
   const hasNodes = Boolean(
     env.DC_CACHE_ADDRESSES ||
@@ -27,7 +28,7 @@ async function start(): Promise<void> {
     process.stdout.write(`dcache: started ${n} local redis-servers: ${env.DC_CACHE_ADDRESSES}\n`);
   }
   try {
-    await run(loadConfig({ argv, env }));
+    await run(loadConfig({ argv, env }), process.env);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`dcache: ${e.message}\n`);

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import {
   activeNodes,
   emptyDoc,
+  liveEntries,
   MAX_ENTRIES,
   type MembershipDoc,
   merge,
@@ -10,8 +11,9 @@ import {
 } from '@dcache/ring';
 import type { Logger } from 'pino';
 import type { AppOptions } from '../app.js';
-import type { Config } from '../config.js';
+import { type Config, ConfigError } from '../config.js';
 import { DcacheError } from '../errors.js';
+import { DnsDiscovery, parsePeersDns, peerUrl, selfAddresses } from '../peers/dns-discovery.js';
 import { PeerClient } from '../peers/peer-client.js';
 import { PeerSync } from '../peers/peer-sync.js';
 import {
@@ -23,7 +25,7 @@ import {
 } from '../peers/protocol.js';
 import { internalRoutes } from '../routes/internal.js';
 import type { Runtime } from '../runtime.js';
-import { seedDoc, snapshotOf } from './membership-holder.js';
+import { type RoutingChange, seedDoc, snapshotOf } from './membership-holder.js';
 import type { MembershipManager } from './membership-manager.js';
 import {
   type MembershipState,
@@ -39,6 +41,32 @@ export interface InitialMembership {
   /** Only the DC_CACHE_ADDRESSES seed (no state file, no peer with cluster history). */
   seeded: boolean;
   source: 'given' | 'file' | 'peer' | 'seed';
+  /** DC_CLUSTER_PEERS_DNS discovery, resolved once already (with a cluster token only). */
+  discovery?: DnsDiscovery;
+}
+
+/**
+ * Start DNS discovery when DC_CLUSTER_PEERS_DNS is set and peer sync is on, and resolve once:
+ * the peers it lists count as seeds at start. A failed first resolution is logged and counted;
+ * the proxy starts with its configured peers and keeps resolving.
+ */
+async function startDiscovery(config: Config, log: Logger): Promise<DnsDiscovery | undefined> {
+  const { peersDns, peersDnsInterval, peersDnsServers, token, advertiseUrl } = config.cluster;
+  if (peersDns === '') return undefined;
+  if (token === '') {
+    log.warn('DC_CLUSTER_PEERS_DNS is set but DC_CLUSTER_TOKEN is empty: peer sync is off');
+    return undefined;
+  }
+  const d = new DnsDiscovery({
+    target: parsePeersDns(peersDns),
+    interval: peersDnsInterval,
+    servers: peersDnsServers,
+    self: selfAddresses(config.server.host, advertiseUrl),
+    log,
+  });
+  await d.resolve().catch(() => undefined);
+  log.info({ name: peersDns, peers: d.urls, self: d.selfSeen ?? null }, 'peers from DNS at start');
+  return d;
 }
 
 /** How long start-up waits for peers' documents before falling back to the seed list. */
@@ -96,7 +124,9 @@ export async function initialMembership(
   opts: { doc?: MembershipDoc; timeout?: number } = {},
 ): Promise<InitialMembership> {
   if (opts.doc) return { doc: opts.doc, seeded: false, source: 'given' };
-  const { stateFile, token, peers, nodeId } = config.cluster;
+  const { stateFile, token, nodeId } = config.cluster;
+  const discovery = await startDiscovery(config, log);
+  const found = discovery ? { discovery } : {};
   if (stateFile !== '') {
     const state = await loadStateFile(stateFile, log);
     if (state) {
@@ -104,11 +134,13 @@ export async function initialMembership(
         { path: stateFile, nodes: activeNodes(state.doc).length, seeded: state.seeded },
         'membership loaded from the state file',
       );
-      return { doc: state.doc, seeded: state.seeded, source: 'file' };
+      return { doc: state.doc, seeded: state.seeded, source: 'file', ...found };
     }
   }
+  const peers = [...new Set([...config.cluster.peers, ...(discovery?.urls ?? [])])];
   const seed = seedDoc(config.cache.addresses);
-  if (token === '' || peers.length === 0) return { doc: seed, seeded: true, source: 'seed' };
+  if (token === '' || peers.length === 0)
+    return { doc: seed, seeded: true, source: 'seed', ...found };
   const answers = await fetchPeerDocs(peers, token, nodeId, opts.timeout ?? BOOTSTRAP_TIMEOUT, log);
   const real = answers.filter((a) => !a.seeded && a.doc);
   if (real.length > 0) {
@@ -117,7 +149,7 @@ export async function initialMembership(
       { peers: real.map((a) => a.from.url || a.from.id), nodes: activeNodes(doc).length },
       'membership learned from peers at start',
     );
-    return { doc, seeded: false, source: 'peer' };
+    return { doc, seeded: false, source: 'peer', ...found };
   }
   // Peers that only hold their own seed know no better: union of the seeds.
   const doc = mergeBounded(seed, answers, log);
@@ -125,7 +157,7 @@ export async function initialMembership(
     { answered: answers.length, peers: peers.length },
     'no peer knows the ring better: starting from DC_CACHE_ADDRESSES',
   );
-  return { doc, seeded: true, source: 'seed' };
+  return { doc, seeded: true, source: 'seed', ...found };
 }
 
 /**
@@ -187,6 +219,7 @@ export function warmUp(doc: MembershipDoc, ringOpts: RingOptions): void {
 export interface Cluster {
   manager: MembershipManager;
   sync: PeerSync | undefined;
+  discovery: DnsDiscovery | undefined;
   persister: StatePersister | undefined;
   /** The peer-exchange routes. */
   appOptions: AppOptions;
@@ -234,6 +267,10 @@ export async function setupCluster(rt: Runtime, init: InitialMembership): Promis
       placement: placementOf(config.cache.hash, config.cache.hashTag),
     });
     sync = s;
+    if (init.discovery) {
+      init.discovery.attach(metrics);
+      s.setDiscovered(init.discovery.urls, true);
+    }
     rt.attachPeers(s);
     plugins.push((app) =>
       internalRoutes(app, { manager, sync: s, token, journal: rt.journal, log }),
@@ -243,23 +280,101 @@ export async function setupCluster(rt: Runtime, init: InitialMembership): Promis
   }
   metrics.peers.set(sync?.size ?? 0);
 
+  const discovery = sync ? init.discovery : undefined;
   return {
     manager,
     sync,
+    discovery,
     persister,
     appOptions: { plugins },
     started(url) {
       if (!sync) return;
-      const port = new URL(url).port;
-      sync.start(config.cluster.advertiseUrl || `http://${hostname()}:${port}`);
-      log.info(
-        { self: config.cluster.advertiseUrl || `http://${hostname()}:${port}`, peers: sync.size },
-        'peer sync started',
-      );
+      const port = Number(new URL(url).port);
+      // With DNS discovery the address the name lists for this proxy (its pod IP) is what
+      // peers reach; a pod's host name resolves only behind a StatefulSet.
+      const self =
+        config.cluster.advertiseUrl ||
+        (discovery?.selfSeen !== undefined
+          ? peerUrl(discovery.selfSeen, port)
+          : `http://${hostname()}:${port}`);
+      sync.start(self);
+      discovery?.start((urls) => sync?.setDiscovered(urls));
+      log.info({ self, peers: sync.size }, 'peer sync started');
     },
     async stop() {
+      discovery?.stop();
       await sync?.stop();
       await persister?.close();
     },
   };
+}
+
+/**
+ * DC_CACHE_ADDRESSES_AUTHORITATIVE: admin changes that make the ring's live nodes exactly
+ * cache.addresses (missing ones added, others removed, draining listed ones set active; weights
+ * kept), applied to whatever the proxy started from and pushed to peers as any admin change.
+ * Nodes are added before any is removed, so the ring is never left empty. Returns the changes.
+ */
+export function applyAuthoritative(rt: Runtime): string[] {
+  const { membership: manager, config, log } = rt;
+  const want = config.cache.addresses;
+  const live = liveEntries(manager.current.doc);
+  const done: string[] = [];
+  try {
+    for (const address of want) {
+      const e = live.find((x) => x.address === address);
+      if (!e) {
+        manager.addNode({ address });
+        done.push(`added ${address}`);
+      } else if (e.state === 'draining') {
+        manager.updateNode(e.id, { state: 'active' });
+        done.push(`activated ${e.id}`);
+      }
+    }
+    for (const e of live) {
+      if (want.includes(e.address)) continue;
+      manager.removeNode(e.id);
+      done.push(`removed ${e.id}`);
+    }
+  } catch (e) {
+    throw new ConfigError(
+      'DC_CACHE_ADDRESSES_AUTHORITATIVE',
+      `cannot make the ring exactly DC_CACHE_ADDRESSES after ${done.length} change(s): ${(e as Error).message}`,
+    );
+  }
+  if (done.length > 0)
+    log.warn(
+      {
+        setting: 'DC_CACHE_ADDRESSES_AUTHORITATIVE',
+        changes: done,
+        version: manager.current.version,
+      },
+      'made the ring exactly DC_CACHE_ADDRESSES (admin changes made elsewhere are undone)',
+    );
+  return done;
+}
+
+/**
+ * Apply DC_CACHE_ADDRESSES_AUTHORITATIVE at start. A proxy that starts from its seed list alone
+ * (no state file, no peer answered in time) applies it once more after it first adopts a peer's
+ * document, which replaces a seed list whole: the ring a start leaves is still exactly the list.
+ */
+export function authoritativeAtStart(rt: Runtime): void {
+  if (!rt.config.cache.addressesAuthoritative) return;
+  applyAuthoritative(rt);
+  if (!rt.membership.seeded) return;
+  const { holder, log } = rt;
+  const again = (c: RoutingChange) => {
+    if (c.source !== 'peer' || rt.membership.seeded) return;
+    holder.off('change', again);
+    // Not inside the emit: the runtime's listeners of this change run first, in their order.
+    setImmediate(() => {
+      try {
+        applyAuthoritative(rt);
+      } catch (e) {
+        log.error({ err: (e as Error).message }, 'DC_CACHE_ADDRESSES_AUTHORITATIVE not applied');
+      }
+    });
+  };
+  holder.on('change', again);
 }

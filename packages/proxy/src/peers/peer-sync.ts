@@ -52,6 +52,8 @@ export type PeerJournals = { flush: true; why: string } | { flush: false; keys: 
 interface PeerState {
   url: string;
   seed: boolean;
+  /** Listed by the last good resolution of cluster.peers_dns: kept like a seed while listed. */
+  dns: boolean;
   client: PeerClient;
   id: string | undefined;
   knownSince: number;
@@ -78,6 +80,8 @@ export interface PeerView {
   url: string;
   id: string | null;
   seed: boolean;
+  /** Listed by DC_CLUSTER_PEERS_DNS now. */
+  dns: boolean;
   last_success: string | null;
   last_success_age_ms: number | null;
   version: number | null;
@@ -121,6 +125,11 @@ export class PeerSync {
   private readonly peers = new Map<string, PeerState>();
   /** URLs that turned out to be this proxy or another URL of a known peer. */
   private readonly ignored = new Set<string>();
+  /**
+   * URLs that left the DNS answer, with when: not learned again from other peers' lists (which
+   * still name a pod that just went away) until DNS lists them again or `forgetAfter` passed.
+   */
+  private readonly leftDns = new Map<string, number>();
   private selfUrl = '';
   private timer: NodeJS.Timeout | undefined;
   private running = false;
@@ -281,6 +290,7 @@ export class PeerSync {
         url: p.url,
         id: p.id ?? null,
         seed: p.seed,
+        dns: p.dns,
         last_success: p.lastSuccess === undefined ? null : new Date(p.lastSuccess).toISOString(),
         last_success_age_ms: p.lastSuccess === undefined ? null : now - p.lastSuccess,
         version: p.version ?? null,
@@ -334,9 +344,50 @@ export class PeerSync {
     for (const url of msg.peers) this.learn(url);
   }
 
+  /**
+   * The peers cluster.peers_dns lists now (this proxy left out). New ones are met at once; one
+   * no longer listed is forgotten at once (unless configured in DC_CLUSTER_PEERS): its pod went
+   * away, and waiting `forgetAfter` would count it as a failing peer for minutes. `initial` is
+   * the answer before start: like seeds, this proxy's view is not fresh until it met them.
+   */
+  setDiscovered(urls: readonly string[], initial = false): void {
+    const listed = new Set<string>();
+    for (const raw of urls) {
+      const url = normalizePeerUrl(raw);
+      if (!url || this.ignored.has(url) || url === this.selfUrl) continue;
+      listed.add(url);
+      this.leftDns.delete(url);
+      const known = this.peers.get(url);
+      if (known) {
+        known.dns = true;
+        continue;
+      }
+      if (this.peers.size >= this.maxPeers) continue;
+      const p = this.add(url, false, initial ? Number.NEGATIVE_INFINITY : performance.now());
+      p.dns = true;
+      if (!initial) this.log.info({ peer: url }, 'peer found in DNS');
+      if (this.running) void this.antiEntropy(p);
+    }
+    const now = Date.now();
+    for (const p of [...this.peers.values()]) {
+      if (!p.dns || listed.has(p.url)) continue;
+      p.dns = false;
+      if (p.seed) continue;
+      this.leftDns.set(p.url, now);
+      this.remove(p, 'no longer in DNS (DC_CLUSTER_PEERS_DNS)');
+    }
+    // Bounded: the oldest entries go first (Map keeps insertion order).
+    for (const [url, at] of this.leftDns) {
+      if (this.leftDns.size <= this.maxPeers && now - at <= this.forgetAfter) break;
+      this.leftDns.delete(url);
+    }
+  }
+
   private learn(raw: string): void {
     const url = normalizePeerUrl(raw);
     if (!url || this.peers.has(url) || this.ignored.has(url) || url === this.selfUrl) return;
+    const left = this.leftDns.get(url);
+    if (left !== undefined && Date.now() - left <= this.forgetAfter) return;
     if (this.peers.size >= this.maxPeers) return;
     const p = this.add(url, false);
     this.log.info({ peer: url }, 'learned a peer');
@@ -348,6 +399,7 @@ export class PeerSync {
     const p: PeerState = {
       url,
       seed,
+      dns: false,
       client: new PeerClient(url, { token: this.token, timeout: this.timeout }),
       id: undefined,
       knownSince: Date.now(),
@@ -396,7 +448,7 @@ export class PeerSync {
   private tick(): void {
     const now = Date.now();
     for (const p of [...this.peers.values()]) {
-      if (!p.seed && now - (p.lastSuccess ?? p.knownSince) > this.forgetAfter) {
+      if (!p.seed && !p.dns && now - (p.lastSuccess ?? p.knownSince) > this.forgetAfter) {
         this.remove(p, `no successful exchange for ${Math.round(this.forgetAfter / 1000)} s`);
         continue;
       }
@@ -489,8 +541,8 @@ export class PeerSync {
     }
     for (const other of [...this.peers.values()]) {
       if (other === p || other.id !== reply.from.id) continue;
-      // The same proxy under another URL: keep one (a configured one if any).
-      if (other.seed || !p.seed) {
+      // The same proxy under another URL: keep one (a configured or DNS-listed one if any).
+      if (other.seed || other.dns || !(p.seed || p.dns)) {
         this.markIgnored(p.url, `same proxy as ${other.url}`);
         return false;
       }
