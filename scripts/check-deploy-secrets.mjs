@@ -40,9 +40,12 @@ const INTERPOLATION =
 /** A whole value that is exactly one required interpolation. */
 const REQUIRED_ONLY = /^\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]+\}$/;
 
+// `${VAR:-default}` counts as its default (an image variable names what it replaces).
 const imageIs = (svc, name) =>
   typeof svc.image === 'string' &&
-  new RegExp(`(^|/)${name}(:|@|$)`).test(svc.image.replace(/\$\{[^}]*\}/g, ''));
+  new RegExp(`(^|/)${name}(:|@|$)`).test(
+    svc.image.replace(/\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}/g, '$1').replace(/\$\{[^}]*\}/g, ''),
+  );
 
 /** Environment as [key, value] pairs (map or list form; a bare key is [key, undefined]). */
 function envEntries(svc) {
