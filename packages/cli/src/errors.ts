@@ -31,11 +31,19 @@ export class UsageError extends Error {
 export class CommandError extends Error {
   readonly code: string;
   readonly exit: number;
-  constructor(code: string, message: string, exit: number = EXIT.FAILED) {
+  /** Extra fields of the `--json` error document (e.g. what `ring apply` made before failing). */
+  readonly details: Record<string, unknown> | undefined;
+  constructor(
+    code: string,
+    message: string,
+    exit: number = EXIT.FAILED,
+    details?: Record<string, unknown>,
+  ) {
     super(message);
     this.name = 'CommandError';
     this.code = code;
     this.exit = exit;
+    this.details = details;
   }
 }
 
@@ -45,6 +53,7 @@ export interface Reported {
   message: string;
   exit: number;
   status?: number;
+  details?: Record<string, unknown>;
 }
 
 const NOT_FOUND_CODES = new Set(['KEY_NOT_FOUND', 'NODE_NOT_FOUND']);
@@ -52,7 +61,13 @@ const NOT_FOUND_CODES = new Set(['KEY_NOT_FOUND', 'NODE_NOT_FOUND']);
 /** Classify any error a command threw. */
 export function report(e: unknown, url: string): Reported {
   if (e instanceof UsageError) return { code: 'USAGE', message: e.message, exit: EXIT.USAGE };
-  if (e instanceof CommandError) return { code: e.code, message: e.message, exit: e.exit };
+  if (e instanceof CommandError)
+    return {
+      code: e.code,
+      message: e.message,
+      exit: e.exit,
+      ...(e.details ? { details: e.details } : {}),
+    };
   if (e instanceof DcacheClientError) {
     const exit = NOT_FOUND_CODES.has(e.code)
       ? EXIT.NOT_FOUND

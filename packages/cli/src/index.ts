@@ -13,3 +13,11 @@ export {
   ringsFor,
   syntheticKey,
 } from './plan.js';
+export {
+  type ApplyPlan,
+  type ApplyStep,
+  applySteps,
+  diffRing,
+  planApply,
+} from './ring-apply.js';
+export { type DesiredNode, parseRingFile } from './ring-file.js';

@@ -134,6 +134,7 @@ export async function main(
             message: r.message,
             ...(r.status ? { status: r.status } : {}),
             ...(usage ? { usage } : {}),
+            ...r.details,
           },
         })}\n`,
       );

@@ -118,6 +118,31 @@ export function ringsFor(
 export function planChange(view: RingView, change: PlanChange, opts: PlanOptions = {}): Plan {
   const n = opts.syntheticKeys ?? 100_000;
   const { before, after, plan } = ringsFor(view, change, opts.hashTag);
+  const cmp = compareRings(before, after, n, opts.sample);
+  const row = cmp.nodes.find((x) => x.id === plan.id);
+  const ideal = plan.op === 'add' ? (row?.share_after ?? 0) : (row?.share_before ?? 0);
+  const result: Plan = {
+    change: plan,
+    ring_version: view.version,
+    hash: before.hash,
+    hash_tag: before.hashTag,
+    nodes_before: before.size,
+    nodes_after: after.size,
+    ideal_fraction: ideal,
+    nodes: cmp.nodes,
+    synthetic: cmp.synthetic,
+  };
+  if (cmp.sample) result.sample = cmp.sample;
+  return result;
+}
+
+/** Per-node shares and synthetic keys of two rings, the synthetic keys (and `sample`) that move. */
+export function compareRings(
+  before: Ring,
+  after: Ring,
+  n: number,
+  sample?: readonly string[],
+): { nodes: PlanNode[]; synthetic: KeyMoves; sample?: KeyMoves } {
   const shareBefore = before.share();
   const shareAfter = after.share();
   const weightBefore = new Map(before.nodes.map((x) => [x.id, x.weight]));
@@ -142,36 +167,31 @@ export function planChange(view: RingView, change: PlanChange, opts: PlanOptions
   let moved = 0;
   for (let i = 0; i < n; i++) {
     const key = syntheticKey(i);
-    const a = before.owner(key);
-    const b = after.owner(key);
-    (rows.get(a) as PlanNode).keys_before++;
-    (rows.get(b) as PlanNode).keys_after++;
+    const a = ownerOf(before, key);
+    const b = ownerOf(after, key);
+    if (a !== undefined) (rows.get(a) as PlanNode).keys_before++;
+    if (b !== undefined) (rows.get(b) as PlanNode).keys_after++;
     if (a !== b) {
       moved++;
-      (rows.get(a) as PlanNode).moved_out++;
-      (rows.get(b) as PlanNode).moved_in++;
+      if (a !== undefined) (rows.get(a) as PlanNode).moved_out++;
+      if (b !== undefined) (rows.get(b) as PlanNode).moved_in++;
     }
   }
-  const ideal =
-    plan.op === 'add' ? (shareAfter.get(plan.id) ?? 0) : (shareBefore.get(plan.id) ?? 0);
-  const result: Plan = {
-    change: plan,
-    ring_version: view.version,
-    hash: before.hash,
-    hash_tag: before.hashTag,
-    nodes_before: before.size,
-    nodes_after: after.size,
-    ideal_fraction: ideal,
+  return {
     nodes: [...rows.values()],
     synthetic: { keys: n, moved, fraction: n > 0 ? moved / n : 0 },
+    ...(sample ? { sample: movesOf(before, after, sample) } : {}),
   };
-  if (opts.sample) result.sample = movesOf(before, after, opts.sample);
-  return result;
 }
 
 /** How many of `keys` change owner between two rings. */
 export function movesOf(before: Ring, after: Ring, keys: readonly string[]): KeyMoves {
   let moved = 0;
-  for (const k of keys) if (before.owner(k) !== after.owner(k)) moved++;
+  for (const k of keys) if (ownerOf(before, k) !== ownerOf(after, k)) moved++;
   return { keys: keys.length, moved, fraction: keys.length > 0 ? moved / keys.length : 0 };
+}
+
+/** The owner of `key`, undefined on a ring without nodes. */
+function ownerOf(ring: Ring, key: string): string | undefined {
+  return ring.size > 0 ? ring.owner(key) : undefined;
 }

@@ -1,9 +1,13 @@
+import { createInterface } from 'node:readline/promises';
 import type { OwnerInfo, RingView } from '@dcache/client';
 import type { Argv } from 'yargs';
 import { type Ctx, command, type Session } from '../context.js';
-import { UsageError } from '../errors.js';
+import { CommandError, EXIT, UsageError } from '../errors.js';
+import { isStdin, readInput } from '../input.js';
 import { count, type Output, paint, percent, table, yesNo } from '../output.js';
-import { type Plan, type PlanChange, planChange } from '../plan.js';
+import { type Plan, type PlanChange, type PlanNode, planChange } from '../plan.js';
+import { type ApplyPlan, applySteps, describeStep, planApply } from '../ring-apply.js';
+import { parseRingFile } from '../ring-file.js';
 
 /** Print a ring as a header line and a node table. */
 export function printRing(out: Output, r: RingView): void {
@@ -108,6 +112,22 @@ export function printPlan(out: Output, p: Plan): void {
   );
   out.line(`dry run: nothing was changed`);
   out.line();
+  printShares(out, p.nodes, new Set([ch.id]));
+  out.line();
+  const idealWhy = ch.op === 'add' ? "the new node's share" : "the removed node's share";
+  out.line(
+    `synthetic keys: ${count(p.synthetic.moved)} of ${count(p.synthetic.keys)} move (${percent(p.synthetic.fraction)}); ideal ${percent(p.ideal_fraction)} (${idealWhy})`,
+  );
+  if (p.sample) {
+    out.line(
+      `sample of real keys: ${count(p.sample.moved)} of ${count(p.sample.keys)} move (${percent(p.sample.fraction)})`,
+    );
+  }
+}
+
+/** The table of a plan: weight, shares and synthetic keys per node before and after. */
+function printShares(out: Output, nodes: readonly PlanNode[], bold: ReadonlySet<string>): void {
+  const c = out.color;
   out.line(
     table(
       [
@@ -120,8 +140,8 @@ export function printPlan(out: Output, p: Plan): void {
         { header: 'moved out', align: 'r' },
         { header: 'moved in', align: 'r' },
       ],
-      p.nodes.map((n) => [
-        n.id === ch.id ? paint(c, 'bold', n.id) : n.id,
+      nodes.map((n) => [
+        bold.has(n.id) ? paint(c, 'bold', n.id) : n.id,
         weightCell(n.weight_before, n.weight_after),
         percent(n.share_before),
         percent(n.share_after),
@@ -132,16 +152,100 @@ export function printPlan(out: Output, p: Plan): void {
       ]),
     ),
   );
-  out.line();
-  const idealWhy = ch.op === 'add' ? "the new node's share" : "the removed node's share";
+}
+
+/** Print the plan of `ring apply`: the changes in order, then the same table as `ring plan`. */
+export function printApplyPlan(out: Output, p: ApplyPlan): void {
+  if (!p.changed) {
+    out.line(
+      `nothing to change: ring v${p.ring_version} already matches ${p.file} (${p.nodes_after} active nodes)`,
+    );
+    return;
+  }
   out.line(
-    `synthetic keys: ${count(p.synthetic.moved)} of ${count(p.synthetic.keys)} move (${percent(p.synthetic.fraction)}); ideal ${percent(p.ideal_fraction)} (${idealWhy})`,
+    `plan: apply ${p.file} to ring v${p.ring_version}: ${p.nodes_before} → ${p.nodes_after} active nodes, hash ${p.hash}${p.hash_tag ? `, hash tag ${p.hash_tag}` : ''}`,
+  );
+  out.line(`${p.steps.length} change${p.steps.length === 1 ? '' : 's'}, in this order:`);
+  p.steps.forEach((st, i) => {
+    out.line(`  ${i + 1}. ${describeStep(st)}`);
+  });
+  out.line();
+  const touched = new Set(p.steps.map((st) => st.id));
+  printShares(out, p.nodes, touched);
+  out.line();
+  out.line(
+    `synthetic keys: ${count(p.synthetic.moved)} of ${count(p.synthetic.keys)} move (${percent(p.synthetic.fraction)}); ideal ${percent(p.ideal_fraction)} (the shares that change hands)`,
   );
   if (p.sample) {
     out.line(
       `sample of real keys: ${count(p.sample.moved)} of ${count(p.sample.keys)} move (${percent(p.sample.fraction)})`,
     );
   }
+}
+
+/** Ask on the terminal; true for y/yes. */
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(question);
+    return /^\s*y(es)?\s*$/i.test(answer);
+  } finally {
+    rl.close();
+  }
+}
+
+async function runApply(
+  ctx: Ctx,
+  a: {
+    file: string;
+    yes: boolean;
+    dryRun: boolean;
+    keys?: number | undefined;
+    sample?: number | undefined;
+  },
+): Promise<number> {
+  const fromStdin = isStdin(a.file);
+  const name = fromStdin ? 'stdin' : a.file;
+  const interactive = !fromStdin && process.stdin.isTTY === true;
+  const desired = parseRingFile(await readInput(a.file), name);
+  const client = ctx.client();
+  const view = await client.ring();
+  const sample = a.sample ? await sampleKeys(ctx, a.sample) : undefined;
+  const plan = planApply(view, desired, name, {
+    syntheticKeys: a.keys ?? 100_000,
+    ...(sample ? { sample } : {}),
+  });
+  const emit = (extra: Record<string, unknown>) => {
+    if (ctx.out.json) ctx.out.emit({ ...plan, ...extra });
+  };
+  // With --json and no way to confirm, the refusal is the one document printed.
+  const refuse = !plan.changed || a.dryRun || a.yes || interactive ? undefined : 'refuse';
+  if (!ctx.out.json) printApplyPlan(ctx.out, plan);
+  if (refuse)
+    throw new UsageError(
+      'refusing to apply without --yes: stdin is not a terminal to confirm on (nothing was changed; --dry-run only shows the plan)',
+    );
+  if (!plan.changed) {
+    emit({ dry_run: a.dryRun, applied: [], ring_version_after: plan.ring_version });
+    return 0;
+  }
+  if (a.dryRun) {
+    emit({ dry_run: true, applied: [], ring_version_after: plan.ring_version });
+    if (!ctx.out.json) ctx.out.line('dry run: nothing was changed');
+    return 0;
+  }
+  if (!a.yes) {
+    const n = plan.steps.length;
+    if (!(await confirm(`apply ${n} change${n === 1 ? '' : 's'} to ${ctx.url}? [y/N] `)))
+      throw new CommandError('CANCELLED', 'nothing was changed', EXIT.FAILED);
+  }
+  const result = await applySteps(client, desired, plan);
+  emit({ dry_run: false, applied: result.applied, ring_version_after: result.ring_version });
+  if (!ctx.out.json)
+    ctx.out.line(
+      `applied ${result.applied.length} change${result.applied.length === 1 ? '' : 's'}: ring is now v${result.ring_version}`,
+    );
+  return 0;
 }
 
 /** A yargs `coerce` for a positive integer option; `name` appears in the error. */
@@ -185,7 +289,7 @@ async function runPlan(
   return 0;
 }
 
-/** `dcache ring list|add|remove|drain|activate|weight|owner|plan`. */
+/** `dcache ring list|add|remove|drain|activate|weight|owner|apply|plan`. */
 export function ringCommands(y: Argv, s: Session): Argv {
   return y.command('ring', 'Show and change the ring', (r) => {
     let ry = r as Argv;
@@ -312,6 +416,50 @@ export function ringCommands(y: Argv, s: Session): Argv {
         else printOwner(ctx.out, o);
         return 0;
       },
+    });
+    ry = command(ry, s, {
+      command: 'apply',
+      describe:
+        'Make the ring match a file (YAML or JSON): shows the plan, then changes the difference (admin token)',
+      usage: 'dcache ring apply -f ring.yaml [--dry-run] [--yes]',
+      builder: (b) =>
+        b
+          .option('file', {
+            alias: 'f',
+            type: 'string',
+            demandOption: 'give the desired ring: -f ring.yaml (- for stdin)',
+            describe: 'The desired ring: {nodes: [{address, id?, weight?, state?}]}; - for stdin',
+          })
+          .option('dry-run', {
+            type: 'boolean',
+            default: false,
+            describe: 'Show the plan, change nothing',
+          })
+          .option('yes', {
+            alias: 'y',
+            type: 'boolean',
+            default: false,
+            describe: 'Apply without asking (needed when stdin is not a terminal)',
+          })
+          .option('keys', {
+            type: 'string',
+            describe: 'Synthetic keys to place',
+            default: 100_000,
+            coerce: positiveInt('--keys'),
+          })
+          .option('sample', {
+            type: 'string',
+            describe: 'Also place up to N real keys listed by SCAN',
+            coerce: positiveInt('--sample'),
+          }),
+      handler: (a, ctx) =>
+        runApply(ctx, {
+          file: a.file,
+          yes: a.yes,
+          dryRun: a.dryRun,
+          keys: a.keys,
+          sample: a.sample,
+        }),
     });
     ry = ry.command(
       'plan',
