@@ -1,28 +1,47 @@
-import type { Redis } from 'ioredis';
+import {
+  type BatchOutcome,
+  codeOf,
+  dedupe,
+  type FailedMap,
+  fail,
+  fanOut,
+  outcome,
+  pick,
+  split,
+  takeUnrouted,
+} from './batch-splitter.js';
 import { DcacheError, type ErrorCode } from './errors.js';
 import type { StaleJournal } from './health/stale-journal.js';
 import type { Metrics } from './metrics.js';
-import { FENCED, type Router } from './router.js';
+import { FENCED, type Router, type Routing } from './router.js';
 import type { Executor } from './upstream/executor.js';
 import { classifyRedisError, execPipeline } from './upstream/redis-errors.js';
 
-/** Per-key failure codes of a batch call. */
-export type FailedMap = Record<string, ErrorCode>;
+export type { BatchOutcome, FailedMap };
 
-/** Result of a batch GET: raw JSON text per found key. */
-export interface BatchGetResult {
-  found: Map<string, string>;
+/**
+ * A batch get's answer: its outcome, and per distinct key (in request order) the stored JSON
+ * text or null (missing, or failed: see `failed`).
+ */
+export interface BatchGetResult extends BatchOutcome {
+  keys: readonly string[];
+  values: readonly (string | null)[];
   missing: string[];
-  failed: FailedMap;
-  nodes: number;
 }
 
-/** Result of a batch SET or DELETE. */
-export interface BatchWriteResult {
+/** A batch SET's or DELETE's answer: its outcome and the keys stored or deleted. */
+export interface BatchWriteResult extends BatchOutcome {
   count: number;
-  failed: FailedMap;
-  nodes: number;
 }
+
+/** One command's answer in a pipeline: `[error, value]`. */
+type PipelineResult = Awaited<ReturnType<typeof execPipeline>>[number];
+
+/** The answer of a command a pipeline gave no reply for (never expected): a failure of it. */
+const NO_REPLY = [new Error('the pipeline gave no reply for this command'), null] as PipelineResult;
+
+/** Where a write lands now: the away nodes and the ring walk over every live node. */
+type Placement = Pick<Routing, 'away' | 'homeWalk'>;
 
 type Logger = { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
 
@@ -47,6 +66,18 @@ const OVER_BUDGET = Symbol('over budget');
 
 /** Executor options of multi-key commands: their own size may make them slow, not the node. */
 const BULK = { chargeTimeout: false } as const;
+
+/** What a batch get fetched for a key: its raw value, nil, or OVER_BUDGET. */
+type Fetched = string | null | typeof OVER_BUDGET;
+
+/** Charge every stored value of `vals` to `budget`; one that does not fit becomes OVER_BUDGET. */
+function charge(vals: Fetched[], budget: AnswerBudget): Fetched[] {
+  for (let j = 0; j < vals.length; j++) {
+    const v = vals[j];
+    if (typeof v === 'string' && v !== TOMBSTONE && !budget.take(v)) vals[j] = OVER_BUDGET;
+  }
+  return vals;
+}
 
 /** A stored value, or null for an absent or deleted key. */
 const live = (v: string | null | undefined): string | null =>
@@ -170,22 +201,29 @@ export class CacheService {
   set(key: string, value: string, ttlMs: number): Promise<void> {
     const owners = this.router.owners(key);
     if (owners.length === 0) return Promise.reject(new DcacheError('NO_NODES'));
-    this.journalize(key, owners);
-    const write = (c: Redis) => (ttlMs > 0 ? c.set(key, value, 'PX', ttlMs) : c.set(key, value));
-    const primary = this.exec.run(owners[0] as string, 'set', write);
+    this.journalize(this.router, key, owners);
+    const primary = this.setOn(owners[0] as string, key, value, ttlMs);
     for (let i = 1; i < owners.length; i++) {
       const node = owners[i] as string;
-      this.exec.run(node, 'set', write).catch((e: DcacheError) => this.replicaFailed(node, key, e));
+      this.setOn(node, key, value, ttlMs).catch((e: DcacheError) =>
+        this.replicaFailed(node, key, e),
+      );
     }
     this.invalidatePrevious(key, owners);
     return primary.then(ignore);
+  }
+
+  private setOn(node: string, key: string, value: string, ttlMs: number): Promise<unknown> {
+    return this.exec.run(node, 'set', (c) =>
+      ttlMs > 0 ? c.set(key, value, 'PX', ttlMs) : c.set(key, value),
+    );
   }
 
   /** Delete `key` everywhere it may live; resolves true when some copy existed. */
   async del(key: string): Promise<boolean> {
     const owners = this.router.owners(key);
     if (owners.length === 0) throw new DcacheError('NO_NODES');
-    this.journalize(key, owners);
+    this.journalize(this.router, key, owners);
     const prev = this.router.previousOwner(key, owners[0]);
     const targets = prev && !owners.includes(prev) ? [...owners, prev] : owners;
     const tomb = this.tombstoneMs();
@@ -218,185 +256,176 @@ export class CacheService {
     return this.router.warmupRemaining();
   }
 
-  /** MGET per node, all nodes in parallel; fallbacks (replicas, previous owner) in further rounds. */
+  /**
+   * MGET per node, all nodes in parallel, on one routing view; fallbacks (replicas, previous
+   * owner) in further rounds. The outcome carries the status and the per-key failures.
+   */
   async batchGet(
     keys: readonly string[],
     limits: BatchGetLimits = UNBOUNDED,
   ): Promise<BatchGetResult> {
-    const unique = [...new Set(keys)];
+    const route = this.router.route();
+    const unique = dedupe(keys);
+    const n = unique.length;
     const budget = new AnswerBudget(limits.maxBytes);
-    if (this.router.replicas === 1 && this.router.previous() === undefined)
-      return this.batchGetPrimaries(unique, limits.chunkKeys, budget);
-    const found = new Map<string, string>();
-    // Null prototype: a key named __proto__ must be an ordinary entry.
-    const failed: FailedMap = Object.create(null);
-    const missed = new Set<string>();
-    const candidates = new Map<string, string[]>();
-    const prevOf = new Map<string, string>();
-    for (const k of unique) {
-      const owners = this.router.owners(k);
-      const prev = this.router.previousOwner(k, owners[0]);
-      if (prev && !owners.includes(prev)) {
-        prevOf.set(k, prev);
-        candidates.set(k, [...owners, prev]);
-      } else candidates.set(k, owners);
-    }
-    const nodesUsed = new Set<string>();
-    let pending = unique;
-    for (let round = 0; pending.length > 0; round++) {
-      const groups = new Map<string, string[]>();
-      for (const k of pending) {
-        const node = candidates.get(k)?.[round];
-        if (node === undefined) continue;
-        let g = groups.get(node);
-        if (!g) {
-          g = [];
-          groups.set(node, g);
-        }
-        g.push(k);
-      }
-      if (groups.size === 0) break;
-      const next: string[] = [];
-      await Promise.all(
-        [...groups].map(async ([node, ks]) => {
-          nodesUsed.add(node);
-          try {
-            const vals = await this.mgetChunked(node, ks, limits.chunkKeys, budget);
-            const hitsHere: [string, string][] = [];
-            ks.forEach((k, i) => {
-              const v = vals[i];
-              if (
-                v === OVER_BUDGET ||
-                (v !== null && v !== undefined && v !== TOMBSTONE && !budget.take(v))
-              ) {
-                // A definite answer for this key: asking the next candidate would not fit either.
-                failed[k] = 'RESPONSE_TOO_LARGE';
-                missed.delete(k);
-                return;
-              }
-              if (v === TOMBSTONE) {
-                // Deleted: a definite miss, not a reason to ask the next candidate.
-                missed.add(k);
-                return;
-              }
-              if (v !== null && v !== undefined) {
-                found.set(k, v);
-                delete failed[k];
-                if (round > 0) {
-                  hitsHere.push([k, v]);
-                  if (prevOf.get(k) === node) this.m.warmupReads.inc({ result: 'hit' });
-                  else this.m.fallbackReads.inc();
-                }
-              } else {
-                if (prevOf.get(k) === node) this.m.warmupReads.inc({ result: 'miss' });
-                missed.add(k);
-                next.push(k);
-              }
-            });
-            if (hitsHere.length > 0) void this.repairMany(node, hitsHere, candidates, prevOf);
-          } catch (e) {
-            const code = (e as DcacheError).code ?? 'NODE_ERROR';
-            for (const k of ks) {
-              if (!missed.has(k)) failed[k] = code;
-              next.push(k);
-            }
-          }
-        }),
-      );
-      if (round === 0 && groups.size > 0)
-        this.m.batchFanout.observe({ op: 'batch_get' }, groups.size);
-      pending = next;
-    }
+    const values = new Array<string | null>(n).fill(null);
+    const codes = new Array<ErrorCode | undefined>(n);
+    if (route.replicas === 1 && route.previous === undefined)
+      await this.getPrimaries(route, unique, values, codes, limits.chunkKeys, budget);
+    else await this.getRounds(route, unique, values, codes, limits.chunkKeys, budget);
     const missing: string[] = [];
-    for (const k of unique) {
-      if (found.has(k)) continue;
-      if (missed.has(k)) {
-        delete failed[k];
-        missing.push(k);
-      } else if (!failed[k]) failed[k] = 'NO_NODES';
+    let hits = 0;
+    for (let i = 0; i < n; i++) {
+      if (values[i] !== null) hits++;
+      else if (codes[i] === undefined) missing.push(unique[i] as string);
     }
-    this.m.hits.inc({ op: 'batch_get' }, found.size);
+    this.m.hits.inc({ op: 'batch_get' }, hits);
     this.m.misses.inc({ op: 'batch_get' }, missing.length);
-    return { found, missing, failed, nodes: nodesUsed.size };
+    const res = outcome(unique, codes) as BatchGetResult;
+    res.keys = unique;
+    res.values = values;
+    res.missing = missing;
+    return res;
+  }
+
+  /** One owner per key and no warm-up window: one round, no candidate lists. */
+  private async getPrimaries(
+    route: Routing,
+    unique: readonly string[],
+    values: (string | null)[],
+    codes: (ErrorCode | undefined)[],
+    chunkKeys: number,
+    budget: AnswerBudget,
+  ): Promise<void> {
+    const plan = split(unique.length, (i) => route.primary(unique[i] as string));
+    const none = takeUnrouted(plan);
+    if (none) fail(codes, none, 'NO_NODES');
+    const raw = new Array<Fetched>(unique.length);
+    const errs = new Array<unknown>(unique.length);
+    await fanOut(
+      plan,
+      (node, idx) => this.mgetChunked(node, pick(unique, idx), chunkKeys, budget),
+      raw,
+      errs,
+    );
+    if (plan.size > 0) this.m.batchFanout.observe({ op: 'batch_get' }, plan.size);
+    for (const idx of plan.values())
+      for (const i of idx) {
+        if (errs[i] !== undefined) codes[i] = codeOf(errs[i]);
+        else if (raw[i] === OVER_BUDGET) codes[i] = 'RESPONSE_TOO_LARGE';
+        else values[i] = live(raw[i] as string | null);
+      }
   }
 
   /**
-   * `batchGet` with one owner per key and no warm-up window: one round, no fallback candidates,
-   * so no per-key owner lists or maps (what `batchGet` would compute, without the allocations).
+   * Replicated or warm-up reads: round r asks each pending key's r-th candidate (its owners, then
+   * its previous owner). A tombstone or an over-budget value is a definite answer; a nil or a
+   * failed node sends the key to its next candidate. Hits past the first candidate are copied back.
    */
-  private async batchGetPrimaries(
+  private async getRounds(
+    route: Routing,
     unique: readonly string[],
+    values: (string | null)[],
+    codes: (ErrorCode | undefined)[],
     chunkKeys: number,
     budget: AnswerBudget,
-  ): Promise<BatchGetResult> {
-    const found = new Map<string, string>();
-    // Null prototype: a key named __proto__ must be an ordinary entry.
-    const failed: FailedMap = Object.create(null);
-    const groups = new Map<string, string[]>();
-    for (const k of unique) {
-      const node = this.router.primary(k);
-      if (node === undefined) {
-        failed[k] = 'NO_NODES';
-        continue;
+  ): Promise<void> {
+    const n = unique.length;
+    const cands = new Array<string[]>(n);
+    const prevOf = new Array<string | undefined>(n);
+    for (let i = 0; i < n; i++) {
+      const k = unique[i] as string;
+      const owners = route.owners(k);
+      const prev = route.previousOwner(k, owners[0]);
+      if (prev && !owners.includes(prev)) {
+        prevOf[i] = prev;
+        owners.push(prev);
       }
-      const g = groups.get(node);
-      if (g) g.push(k);
-      else groups.set(node, [k]);
+      cands[i] = owners;
     }
-    const calls: Promise<void>[] = [];
-    for (const [node, ks] of groups) {
-      calls.push(
-        this.mgetChunked(node, ks, chunkKeys, budget).then(
-          (vals) => {
-            for (let i = 0; i < ks.length; i++) {
-              const raw = vals[i];
-              if (raw === OVER_BUDGET) {
-                failed[ks[i] as string] = 'RESPONSE_TOO_LARGE';
-                continue;
-              }
-              const v = live(raw);
-              if (v === null) continue;
-              if (budget.take(v)) found.set(ks[i] as string, v);
-              else failed[ks[i] as string] = 'RESPONSE_TOO_LARGE';
-            }
-          },
-          (e: unknown) => {
-            const code = (e as DcacheError).code ?? 'NODE_ERROR';
-            for (const k of ks) failed[k] = code;
-          },
-        ),
+    const missed = new Uint8Array(n);
+    let pending: number | number[] = n;
+    for (let round = 0; ; round++) {
+      const plan = split(pending, (i) => (cands[i] as string[])[round]);
+      // No candidate left at this round: the key keeps what earlier rounds said.
+      takeUnrouted(plan);
+      if (plan.size === 0) break;
+      const raw = new Array<Fetched>(n);
+      const errs = new Array<unknown>(n);
+      await fanOut(
+        plan,
+        (node, idx) => this.mgetChunked(node, pick(unique, idx), chunkKeys, budget),
+        raw,
+        errs,
       );
+      if (round === 0) this.m.batchFanout.observe({ op: 'batch_get' }, plan.size);
+      const next: number[] = [];
+      for (const [node, idx] of plan) {
+        let copies: number[] | undefined;
+        for (const i of idx) {
+          if (errs[i] !== undefined) {
+            if (!missed[i]) codes[i] = codeOf(errs[i]);
+            next.push(i);
+            continue;
+          }
+          const v = raw[i];
+          if (v === OVER_BUDGET) {
+            // A definite answer for this key: asking the next candidate would not fit either.
+            codes[i] = 'RESPONSE_TOO_LARGE';
+            missed[i] = 0;
+          } else if (v === TOMBSTONE) {
+            // Deleted: a definite miss, not a reason to ask the next candidate.
+            missed[i] = 1;
+          } else if (v !== null && v !== undefined) {
+            values[i] = v;
+            codes[i] = undefined;
+            if (round > 0) {
+              if (copies) copies.push(i);
+              else copies = [i];
+              if (prevOf[i] === node) this.m.warmupReads.inc({ result: 'hit' });
+              else this.m.fallbackReads.inc();
+            }
+          } else {
+            if (prevOf[i] === node) this.m.warmupReads.inc({ result: 'miss' });
+            missed[i] = 1;
+            next.push(i);
+          }
+        }
+        if (copies) void this.repairMany(route, node, copies, unique, values, cands, prevOf);
+      }
+      if (next.length === 0) break;
+      pending = next;
     }
-    await Promise.all(calls);
-    if (groups.size > 0) this.m.batchFanout.observe({ op: 'batch_get' }, groups.size);
-    const missing: string[] = [];
-    for (const k of unique) if (!found.has(k) && failed[k] === undefined) missing.push(k);
-    this.m.hits.inc({ op: 'batch_get' }, found.size);
-    this.m.misses.inc({ op: 'batch_get' }, missing.length);
-    return { found, missing, failed, nodes: groups.size };
+    for (let i = 0; i < n; i++) {
+      if (values[i] !== null) continue;
+      if (missed[i]) codes[i] = undefined;
+      else if (codes[i] === undefined) codes[i] = 'NO_NODES';
+    }
   }
 
   /**
    * MGET `ks` on `node` in chunks of at most `chunkKeys`, one after the other: no command carries
    * more than a chunk, so none runs past the deadline because of the batch's own size, and a
    * timeout of one is not charged to the node's health (a probe or a single-key call would be).
-   * Once the budget is spent, the keys of chunks not yet sent are OVER_BUDGET.
+   * Each stored value is charged to the budget as its chunk arrives; one that does not fit, and
+   * every key of a chunk not sent once the budget is spent, is OVER_BUDGET.
    */
   private async mgetChunked(
     node: string,
     ks: string[],
     chunkKeys: number,
     budget: AnswerBudget,
-  ): Promise<(string | null | typeof OVER_BUDGET)[]> {
-    if (ks.length <= chunkKeys) return this.exec.run(node, 'mget', (c) => c.mget(ks), BULK);
-    const out: (string | null | typeof OVER_BUDGET)[] = [];
+  ): Promise<Fetched[]> {
+    if (ks.length <= chunkKeys)
+      return charge(await this.exec.run(node, 'mget', (c) => c.mget(ks), BULK), budget);
+    const out: Fetched[] = [];
     for (let i = 0; i < ks.length; i += chunkKeys) {
       if (budget.spent) {
         for (let j = i; j < ks.length; j++) out.push(OVER_BUDGET);
         break;
       }
       const part = ks.slice(i, i + chunkKeys);
-      const vals = await this.exec.run(node, 'mget', (c) => c.mget(part), BULK);
+      const vals = charge(await this.exec.run(node, 'mget', (c) => c.mget(part), BULK), budget);
       for (const v of vals) out.push(v);
     }
     return out;
@@ -415,97 +444,109 @@ export class CacheService {
   /** DEL many keys: one pipeline per node, all nodes in parallel. */
   batchDel(keys: readonly string[]): Promise<BatchWriteResult> {
     return this.batchWrite(
-      [...new Set(keys)].map((key) => ({ key, del: true })),
+      dedupe(keys).map((key) => ({ key, del: true })),
       'batch_del',
     );
   }
 
+  /**
+   * Writes of distinct keys on one routing view. Each key has W slots (its R owners, then its
+   * previous owner during a warm-up window); slot e = key * W + rank is split by its node like a
+   * get's key, so a node's pipeline holds its slots in key order, and a node that fails fails
+   * exactly its slots: the key when it was the primary's, a replica failure otherwise.
+   */
   private async batchWrite(
     ops: WriteOp[],
     op: 'batch_set' | 'batch_del',
   ): Promise<BatchWriteResult> {
-    // Per node: the ops to send, and for each the index into `ops` and whether it is the primary's.
-    const plan = new Map<
-      string,
-      { ops: WriteOp[]; idx: number[]; primary: boolean[]; owner: boolean[] }
-    >();
-    const add = (node: string, i: number, o: WriteOp, primary: boolean, owner = true) => {
-      let p = plan.get(node);
-      if (!p) {
-        p = { ops: [], idx: [], primary: [], owner: [] };
-        plan.set(node, p);
+    const route = this.router.route();
+    const n = ops.length;
+    const R = route.replicas;
+    const W = route.previous === undefined ? R : R + 1;
+    const tomb = R > 1 ? Math.max(10_000, route.warmupRemaining) : route.warmupRemaining;
+    const codes = new Array<ErrorCode | undefined>(n);
+    const nodeOf = new Array<string | undefined>(n * W);
+    const journal = route.away.size > 0;
+    for (let i = 0; i < n; i++) {
+      const key = (ops[i] as WriteOp).key;
+      if (R === 1 && W === 1 && !journal) {
+        const p = route.primary(key);
+        if (p === undefined) codes[i] = 'NO_NODES';
+        else nodeOf[i] = p;
+        continue;
       }
-      p.ops.push(o);
-      p.idx.push(i);
-      p.primary.push(primary);
-      p.owner.push(owner);
-    };
-    const tomb = this.tombstoneMs();
-    const failed: FailedMap = Object.create(null);
-    const ok = new Uint8Array(ops.length);
-    ops.forEach((o, i) => {
-      const owners = this.router.owners(o.key);
+      const owners = route.owners(key);
       if (owners.length === 0) {
-        failed[o.key] = 'NO_NODES';
-        return;
+        codes[i] = 'NO_NODES';
+        continue;
       }
-      this.journalize(o.key, owners);
-      owners.forEach((n, j) => {
-        add(n, i, o, j === 0);
-      });
-      const prev = this.router.previousOwner(o.key, owners[0]);
-      if (prev && !owners.includes(prev)) add(prev, i, { key: o.key, del: true }, false, false);
-    });
+      if (journal) this.journalize(route, key, owners);
+      for (let j = 0; j < owners.length; j++) nodeOf[i * W + j] = owners[j];
+      if (W > R) {
+        const prev = route.previousOwner(key, owners[0]);
+        if (prev && !owners.includes(prev)) nodeOf[i * W + R] = prev;
+      }
+    }
+    const plan = split(n * W, (e) => nodeOf[e]);
+    takeUnrouted(plan);
     if (plan.size > 0) this.m.batchFanout.observe({ op }, plan.size);
-    await Promise.all(
-      [...plan].map(async ([node, p]) => {
-        try {
-          const res = await this.exec.run(
-            node,
-            'pipeline',
-            (c) => {
-              const pl = c.pipeline();
-              for (let j = 0; j < p.ops.length; j++) {
-                const o = p.ops[j] as WriteOp;
-                if (o.del && tomb > 0 && p.owner[j]) pl.set(o.key, TOMBSTONE, 'PX', tomb, 'GET');
-                else if (o.del) pl.del(o.key);
-                else if (o.ttlMs > 0) pl.set(o.key, o.value, 'PX', o.ttlMs);
-                else pl.set(o.key, o.value);
-              }
-              return execPipeline(pl);
-            },
-            BULK,
-          );
-          res.forEach(([err, val], j) => {
-            const i = p.idx[j] as number;
-            const key = (ops[i] as WriteOp).key;
-            if (err) {
-              if (p.primary[j]) failed[key] = classifyRedisError(err);
-              else this.replicaFailed(node, key, err);
-            } else if (p.primary[j] || (ops[i] as WriteOp).del) {
-              // A delete counts when any copy existed (DEL's count, or the value a tombstone
-              // replaced); a set when its primary acknowledged.
-              const existed =
-                typeof val === 'number' ? val > 0 : live(val as string | null) !== null;
-              if ((ops[i] as WriteOp).del ? existed : true) ok[i] = 1;
+    const res = new Array<PipelineResult>(n * W);
+    const errs = new Array<unknown>(n * W);
+    await fanOut(
+      plan,
+      (node, slots) =>
+        this.exec.run(
+          node,
+          'pipeline',
+          (c) => {
+            const pl = c.pipeline();
+            for (const e of slots) {
+              const o = ops[(e / W) | 0] as WriteOp;
+              const rank = e % W;
+              // Owners keep a tombstone while copies may race; the previous owner just loses it.
+              if (o.del && tomb > 0 && rank < R) pl.set(o.key, TOMBSTONE, 'PX', tomb, 'GET');
+              else if (o.del || rank >= R) pl.del(o.key);
+              else if (o.ttlMs > 0) pl.set(o.key, o.value, 'PX', o.ttlMs);
+              else pl.set(o.key, o.value);
             }
-          });
-        } catch (e) {
-          const code = (e as DcacheError).code ?? 'NODE_ERROR';
-          p.idx.forEach((i, j) => {
-            const key = (ops[i] as WriteOp).key;
-            if (p.primary[j]) failed[key] = code;
-            else this.replicaFailed(node, key, e);
-          });
-        }
-      }),
+            return execPipeline(pl);
+          },
+          BULK,
+        ),
+      res,
+      errs,
     );
+    const ok = new Uint8Array(n);
+    for (const [node, slots] of plan)
+      for (const e of slots) {
+        const i = (e / W) | 0;
+        const o = ops[i] as WriteOp;
+        const primary = e % W === 0;
+        const failedNode = errs[e];
+        if (failedNode !== undefined) {
+          if (primary) codes[i] = codeOf(failedNode);
+          else this.replicaFailed(node, o.key, failedNode);
+          continue;
+        }
+        const [err, val] = res[e] ?? NO_REPLY;
+        if (err) {
+          if (primary) codes[i] = classifyRedisError(err);
+          else this.replicaFailed(node, o.key, err);
+        } else if (primary || o.del) {
+          // A delete counts when any copy existed (DEL's count, or the value a tombstone
+          // replaced); a set when its primary acknowledged.
+          if (!o.del || (typeof val === 'number' ? val > 0 : live(val as string | null) !== null))
+            ok[i] = 1;
+        }
+      }
     let count = 0;
-    ops.forEach((o, i) => {
-      if (failed[o.key]) return;
-      if (ok[i]) count++;
-    });
-    return { count, failed, nodes: plan.size };
+    for (let i = 0; i < n; i++) if (ok[i] && codes[i] === undefined) count++;
+    const out = outcome(
+      ops.map((o) => o.key),
+      codes,
+    ) as BatchWriteResult;
+    out.count = count;
+    return out;
   }
 
   /**
@@ -513,12 +554,12 @@ export class CacheService {
    * nodes written now: each would serve the key were it back (a returning home, or an interim
    * owner that went away too), so each must not serve its old value later.
    */
-  private journalize(key: string, owners: readonly string[]): void {
-    const away = this.router.away;
+  private journalize(at: Placement, key: string, owners: readonly string[]): void {
+    const away = at.away;
     // A fenced write fails before it reaches any node: nothing to remember.
     if (away.size === 0 || owners[0] === FENCED) return;
     let served = 0;
-    for (const n of this.router.homeWalk(key, away.size + owners.length)) {
+    for (const n of at.homeWalk(key, away.size + owners.length)) {
       if (owners.includes(n)) {
         if (++served >= owners.length) return;
       } else if (away.has(n)) this.journal.record(n, key);
@@ -558,55 +599,63 @@ export class CacheService {
     for (const t of targets) await this.copy(source, t, key, value, false);
   }
 
+  /**
+   * Copy the values `values[i]` read from `source` (positions `hits`) back to each candidate asked
+   * before it, with their remaining TTLs, never over a newer value (NX). Best effort.
+   */
   private async repairMany(
+    route: Routing,
     source: string,
-    hits: [string, string][],
-    candidates: Map<string, string[]>,
-    prevOf: Map<string, string>,
+    hits: readonly number[],
+    keys: readonly string[],
+    values: readonly (string | null)[],
+    cands: readonly string[][],
+    prevOf: readonly (string | undefined)[],
   ): Promise<void> {
     let pttls: number[];
     try {
       pttls = await this.exec.run(source, 'pttl', async (c) => {
         const pl = c.pipeline();
-        for (const [k] of hits) pl.pttl(k);
+        for (const i of hits) pl.pttl(keys[i] as string);
         const res = await execPipeline(pl);
         return res.map(([err, v]) => (err ? -2 : (v as number)));
       });
     } catch {
       return;
     }
-    const byTarget = new Map<
-      string,
-      { key: string; value: string; pttl: number; warmup: boolean }[]
-    >();
-    hits.forEach(([key, value], i) => {
-      const pttl = pttls[i] ?? -2;
+    const pttlOf = new Map<number, number>();
+    const byTarget = new Map<string, number[]>();
+    hits.forEach((i, j) => {
+      const pttl = pttls[j] ?? -2;
       if (pttl === -2) return;
-      const cands = candidates.get(key) ?? [];
-      const at = cands.indexOf(source);
-      for (const t of cands.slice(0, at)) {
-        let list = byTarget.get(t);
-        if (!list) {
-          list = [];
-          byTarget.set(t, list);
-        }
-        list.push({ key, value, pttl, warmup: prevOf.get(key) === source });
+      pttlOf.set(i, pttl);
+      const c = cands[i] as string[];
+      for (let r = 0; r < c.length && c[r] !== source; r++) {
+        const t = c[r] as string;
+        const list = byTarget.get(t);
+        if (list) list.push(i);
+        else byTarget.set(t, [i]);
       }
     });
-    for (const [t, list] of byTarget) for (const it of list) this.journalize(it.key, [t]);
+    for (const [t, list] of byTarget)
+      for (const i of list) this.journalize(route, keys[i] as string, [t]);
     await Promise.all(
       [...byTarget].map(([t, list]) =>
         this.exec
           .run(t, 'pipeline', (c) => {
             const pl = c.pipeline();
-            for (const it of list) {
-              if (it.pttl > 0) pl.set(it.key, it.value, 'PX', it.pttl, 'NX');
-              else pl.set(it.key, it.value, 'NX');
+            for (const i of list) {
+              const key = keys[i] as string;
+              const value = values[i] as string;
+              const pttl = pttlOf.get(i) as number;
+              if (pttl > 0) pl.set(key, value, 'PX', pttl, 'NX');
+              else pl.set(key, value, 'NX');
             }
             return execPipeline(pl);
           })
           .then(() => {
-            const warm = list.filter((it) => it.warmup).length;
+            let warm = 0;
+            for (const i of list) if (prevOf[i] === source) warm++;
             if (warm > 0) this.m.warmupCopies.inc(warm);
             if (list.length > warm) this.m.readRepairs.inc(list.length - warm);
           })
@@ -627,7 +676,7 @@ export class CacheService {
       const pttl = await this.exec.run(source, 'pttl', (c) => c.pttl(key));
       if (pttl === -2) return;
       // A copy is a write to a node that is not the key's home while the home is away.
-      this.journalize(key, [target]);
+      this.journalize(this.router, key, [target]);
       await this.exec.run(target, 'set', (c) =>
         pttl > 0 ? c.set(key, value, 'PX', pttl, 'NX') : c.set(key, value, 'NX'),
       );

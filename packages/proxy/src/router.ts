@@ -122,9 +122,24 @@ export class Router {
     return undefined;
   }
 
+  /** One request's routing: the snapshot and the warm-up view, read once for all its keys. */
+  route(): Routing {
+    const prev = this.previous();
+    return new Routing(
+      this,
+      this.holder.current,
+      prev,
+      prev ? Math.max(1, this.prevUntil - Date.now()) : 0,
+    );
+  }
+
   /** First healthy owner of `key` (FENCED while its routing changes), undefined with no node. */
   primary(key: string): string | undefined {
-    const s = this.holder.current;
+    return this.primaryOn(this.holder.current, key);
+  }
+
+  /** `primary` on snapshot `s`. */
+  primaryOn(s: RingSnapshot, key: string): string | undefined {
     const ring = s.ring;
     if (ring.size === 0) return undefined;
     const o = s.excluded.size === 0 ? ring.owner(key) : ring.ownerExcluding(key, s.excluded);
@@ -134,11 +149,15 @@ export class Router {
 
   /** The first R healthy owners of `key` (writes go to all, reads try them in order). */
   owners(key: string): string[] {
+    return this.ownersOn(this.holder.current, key);
+  }
+
+  /** `owners` on snapshot `s`. */
+  ownersOn(s: RingSnapshot, key: string): string[] {
     if (this.replicas === 1) {
-      const p = this.primary(key);
+      const p = this.primaryOn(s, key);
       return p === undefined ? [] : [p];
     }
-    const s = this.holder.current;
     if (s.ring.size === 0) return [];
     const o = s.ring.owners(key, this.replicas, s.excluded);
     if (o.length === 0 || (!this.guarded && s.rejoining.size === 0)) return o;
@@ -154,10 +173,18 @@ export class Router {
 
   /** The previous view's primary for `key` when it differs from `current` (warm-up source). */
   previousOwner(key: string, current: string | undefined): string | undefined {
-    const p = this.previous();
+    return this.previousOwnerOn(this.holder.current, this.previous(), key, current);
+  }
+
+  /** `previousOwner` on snapshot `s` with previous view `p`. */
+  previousOwnerOn(
+    s: RingSnapshot,
+    p: RoutingView | undefined,
+    key: string,
+    current: string | undefined,
+  ): string | undefined {
     if (!p || p.ring.size === 0 || current === FENCED) return undefined;
     const o = p.excluded.size === 0 ? p.ring.owner(key) : p.ring.ownerExcluding(key, p.excluded);
-    const s = this.holder.current;
     if (o === undefined || o === current || s.excluded.has(o)) return undefined;
     if (!s.members.has(o)) return undefined;
     return o;
@@ -177,6 +204,64 @@ export class Router {
     const now = pick(s);
     for (const v of this.pending) if (pick(v) !== now) return true;
     return false;
+  }
+}
+
+/**
+ * The routing of one request: a snapshot and the warm-up view read once, so every key of a batch
+ * and every later step of the request (fallback rounds, copies, journal entries) follow the same
+ * ring and ejected set even when a newer snapshot arrives across an await. Fencing is checked
+ * when a key is asked for, on this snapshot.
+ */
+export class Routing {
+  private readonly router: Router;
+  /** The snapshot every key of the request is routed on. */
+  readonly snapshot: RingSnapshot;
+  /** The previous view while the warm-up window lasted when the request began. */
+  readonly previous: RoutingView | undefined;
+  /** Milliseconds left of the warm-up window when the request began (0 outside one). */
+  readonly warmupRemaining: number;
+  /** Owners per key (1 without replication). */
+  readonly replicas: number;
+
+  constructor(
+    router: Router,
+    snapshot: RingSnapshot,
+    previous: RoutingView | undefined,
+    warmupRemaining: number,
+  ) {
+    this.router = router;
+    this.snapshot = snapshot;
+    this.previous = previous;
+    this.warmupRemaining = warmupRemaining;
+    this.replicas = router.replicas;
+  }
+
+  /** First healthy owner of `key` (FENCED while its routing changes), undefined with no node. */
+  primary(key: string): string | undefined {
+    return this.router.primaryOn(this.snapshot, key);
+  }
+
+  /** The first R healthy owners of `key`. */
+  owners(key: string): string[] {
+    return this.router.ownersOn(this.snapshot, key);
+  }
+
+  /** The previous view's primary for `key` when it differs from `current` (warm-up source). */
+  previousOwner(key: string, current: string | undefined): string | undefined {
+    if (this.previous === undefined) return undefined;
+    return this.router.previousOwnerOn(this.snapshot, this.previous, key, current);
+  }
+
+  /** Live nodes that do not serve their keys now (excluded or draining). */
+  get away(): ReadonlySet<string> {
+    return this.snapshot.away;
+  }
+
+  /** The first `n` distinct nodes of the ring walk from `key` over every live node. */
+  homeWalk(key: string, n: number): string[] {
+    const ring = this.snapshot.homeRing;
+    return ring.size === 0 ? [] : ring.owners(key, Math.min(n, ring.size));
   }
 }
 

@@ -1,5 +1,5 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { FailedMap } from '../cache-service.js';
+import type { FastifyInstance } from 'fastify';
+import type { BatchOutcome } from '../cache-service.js';
 import { DcacheError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { checkKey, checkKeyList, checkObject, checkTtl, serializeValue } from '../validate.js';
@@ -15,19 +15,25 @@ const batchGetSchema = {
   },
 } as const;
 
-/** 200 when nothing failed, 207 when some keys failed, 503 ALL_FAILED when every key did. */
-function batchStatus(total: number, failed: FailedMap): number {
-  const n = Object.keys(failed).length;
-  if (n === 0) return 200;
-  return n >= total ? 503 : 207;
+/**
+ * A batch that failed for every key, as the catalogue's error with the per-key codes: 413
+ * RESPONSE_TOO_LARGE when no value fitted the answer, 503 ALL_FAILED otherwise.
+ */
+function refused(res: BatchOutcome, maxBytes: number): DcacheError {
+  if (res.status === 413)
+    return new DcacheError(
+      'RESPONSE_TOO_LARGE',
+      `no value fits in the ${maxBytes}-byte answer limit (DC_LIMITS_MAX_BATCH_RESPONSE_BYTES)`,
+      { failed: res.failed },
+    );
+  return new DcacheError('ALL_FAILED', undefined, { failed: res.failed });
 }
 
-function allFailed(reply: FastifyReply, failed: FailedMap): FastifyReply {
-  return reply.code(503).send({
-    error: { code: 'ALL_FAILED', message: 'every node involved in the batch failed' },
-    failed,
-  });
-}
+/** An error body with the per-key codes (the batch get's 413). */
+const failedErrorSchema = {
+  type: 'object',
+  properties: { ...errorSchema.properties, failed: failedSchema },
+} as const;
 
 /** Batch routes: POST /api/v1/cache/batch, POST /api/v1/cache/batch/get, DELETE /api/v1/cache/batch. */
 export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
@@ -108,9 +114,8 @@ export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
       });
       metrics.batchKeys.observe({ op: 'batch_set' }, list.length);
       const res = await cache.batchSet(list);
-      const status = batchStatus(list.length, res.failed);
-      if (status === 503) return allFailed(reply, res.failed);
-      return reply.code(status).send({ stored: res.count, failed: res.failed });
+      if (res.status >= 400) throw refused(res, getLimits.maxBytes);
+      return reply.code(res.status).send({ stored: res.count, failed: res.failed });
     },
   );
 
@@ -127,6 +132,7 @@ export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
         response: {
           200: batchGetSchema,
           207: batchGetSchema,
+          413: failedErrorSchema,
           '4xx': errorSchema,
         },
       },
@@ -135,30 +141,18 @@ export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
       const keys = checkKeyList(req.body, maxBatchKeys, maxKeyBytes);
       metrics.batchKeys.observe({ op: 'batch_get' }, keys.length);
       const res = await cache.batchGet(keys, getLimits);
-      const unique = res.found.size + res.missing.length + Object.keys(res.failed).length;
-      const status = batchStatus(unique, res.failed);
-      if (status === 503 && Object.values(res.failed).every((c) => c === 'RESPONSE_TOO_LARGE'))
-        // As text: the 4xx schema of the route knows no `failed`, and would drop it.
-        return reply
-          .code(413)
-          .type('application/json')
-          .serializer((x) => x as string)
-          .send(
-            JSON.stringify({
-              error: {
-                code: 'RESPONSE_TOO_LARGE',
-                message: `no value fits in the ${getLimits.maxBytes}-byte answer limit (DC_LIMITS_MAX_BATCH_RESPONSE_BYTES)`,
-              },
-              failed: res.failed,
-            }),
-          );
-      if (status === 503) return allFailed(reply, res.failed);
+      if (res.status >= 400) throw refused(res, getLimits.maxBytes);
       // Values are stored JSON text: splice them in without parsing.
+      const { keys: ks, values } = res;
       let items = '';
-      for (const [k, v] of res.found) items += `${items ? ',' : ''}${JSON.stringify(k)}:${v}`;
+      for (let i = 0; i < ks.length; i++) {
+        const v = values[i];
+        if (v === null || v === undefined) continue;
+        items += `${items === '' ? '' : ','}${JSON.stringify(ks[i])}:${v}`;
+      }
       const text = `{"items":{${items}},"missing":${JSON.stringify(res.missing)},"failed":${JSON.stringify(res.failed)}}`;
       return reply
-        .code(status)
+        .code(res.status)
         .type('application/json')
         .serializer((x) => x as string)
         .send(text);
@@ -192,9 +186,8 @@ export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
       const keys = checkKeyList(req.body, maxBatchKeys, maxKeyBytes);
       metrics.batchKeys.observe({ op: 'batch_del' }, keys.length);
       const res = await cache.batchDel(keys);
-      const status = batchStatus(new Set(keys).size, res.failed);
-      if (status === 503) return allFailed(reply, res.failed);
-      return reply.code(status).send({ deleted: res.count, failed: res.failed });
+      if (res.status >= 400) throw refused(res, getLimits.maxBytes);
+      return reply.code(res.status).send({ deleted: res.count, failed: res.failed });
     },
   );
 }
