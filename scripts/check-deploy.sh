@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Static checks of the deployment files: docker-compose.yml (every profile), docker/nginx.conf,
-# docker/prometheus*.yml, docker/grafana (provisioning + dashboards) and docker/Dockerfile,
+# docker/prometheus*.yml, docker/grafana (provisioning + dashboards), docker/Dockerfile and
+# deploy/kubernetes (schemas offline, the overlays rendered when kubectl/kustomize is there),
 # and that compose opens no door (scripts/check-deploy-secrets.mjs: no published Redis or
 # proxy port, no default credential, every secret required with ${VAR:?...}, no Prometheus
 # lifecycle API). Needs no Docker engine. Prints each check; exits non-zero if any fails. A
@@ -186,7 +187,7 @@ else
 fi
 
 echo "== docker/grafana"
-check "dashboards: valid JSON, uid, datasource, every target has expr"
+check "dashboards: JSON, uid, datasource/job/instance variables, \$__rate_interval"
 if out="$(
   node --input-type=module - "$tmp/exprs.yml" <<'EOF' 2>&1
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -195,6 +196,9 @@ const files = readdirSync(dir);
 const errors = [];
 const rules = [];
 const uids = new Set();
+// What a bare Prometheus gets for Grafana's variables (promtool parses the result).
+const substitute = (e) =>
+  e.replace(/\$__rate_interval|\$\{__rate_interval\}/g, '1m').replace(/"\$\{?(job|instance)\}?"/g, '".*"');
 if (files.length === 0) errors.push(`${dir} is empty`);
 for (const f of files) {
   if (!f.endsWith('.json')) { errors.push(`${f}: only dashboard .json files belong in ${dir}`); continue; }
@@ -203,6 +207,13 @@ for (const f of files) {
   if (!d.uid || uids.has(d.uid)) errors.push(`${f}: missing or duplicate uid`);
   uids.add(d.uid);
   if (!d.title) errors.push(`${f}: no title`);
+  // Works in any Grafana: the data source is chosen, job and instance are filters.
+  const vars = new Map((d.templating?.list ?? []).map((v) => [v.name, v]));
+  if (vars.get('datasource')?.type !== 'datasource' || vars.get('datasource')?.query !== 'prometheus') errors.push(`${f}: no "datasource" variable of type datasource (query prometheus)`);
+  for (const name of ['job', 'instance']) {
+    const v = vars.get(name);
+    if (v?.type !== 'query' || v.datasource?.uid !== '${datasource}' || !v.includeAll) errors.push(`${f}: no "${name}" query variable (on \${datasource}, with All)`);
+  }
   const panels = (d.panels ?? []).flatMap((p) => [p, ...(p.panels ?? [])]);
   const ids = new Set();
   for (const p of panels) {
@@ -210,13 +221,24 @@ for (const f of files) {
     ids.add(p.id);
     if (p.type === 'row') continue;
     if (!['timeseries', 'stat', 'gauge', 'table', 'bargauge', 'text', 'state-timeline'].includes(p.type)) errors.push(`${f}: panel "${p.title}" has unknown type ${p.type}`);
-    if (p.datasource?.uid !== 'prometheus') errors.push(`${f}: panel "${p.title}" datasource uid is not "prometheus"`);
+    if (p.datasource?.uid !== '${datasource}') errors.push(`${f}: panel "${p.title}" datasource uid is not "\${datasource}"`);
     if (!Array.isArray(p.targets) || p.targets.length === 0) errors.push(`${f}: panel "${p.title}" has no targets`);
     for (const t of p.targets ?? []) {
       if (typeof t.expr !== 'string' || t.expr.trim() === '') { errors.push(`${f}: panel "${p.title}" target ${t.refId} has no expr`); continue; }
-      // Exprs must run on a bare Prometheus (tests evaluate them there): no Grafana variables.
-      if (t.expr.includes('$')) errors.push(`${f}: panel "${p.title}" uses a Grafana variable: ${t.expr}`);
-      rules.push({ record: `check:${rules.length}`, expr: t.expr });
+      // rate()/irate() over the scrape-aware window: a fixed [1m] is empty at 60 s scrapes.
+      // A fixed window of 5m or more is allowed for rare events (membership convergence).
+      for (const m of t.expr.matchAll(/\b(?:rate|irate)\([^()]*\[([^\]]+)\]/g)) {
+        const fixed = /^(\d+)([mh])$/.exec(m[1]);
+        const longEnough = fixed && (fixed[2] === 'h' || Number(fixed[1]) >= 5);
+        if (m[1] !== '$__rate_interval' && !longEnough) errors.push(`${f}: panel "${p.title}": rate over [${m[1]}], not [$__rate_interval] (or >= 5m for rare events)`);
+      }
+      // Every series selector follows the job and instance variables.
+      for (const m of t.expr.matchAll(/\b((?:dcache|process|nodejs)_[a-z0-9_]+)(\{[^}]*\})?/g)) {
+        if (!m[2]?.includes('job=~"$job"') || !m[2]?.includes('instance=~"$instance"')) errors.push(`${f}: panel "${p.title}": ${m[1]} without job=~"$job" and instance=~"$instance"`);
+      }
+      const bare = substitute(t.expr);
+      if (bare.includes('$')) errors.push(`${f}: panel "${p.title}" uses an unknown variable: ${t.expr}`);
+      rules.push({ record: `check:${rules.length}`, expr: bare });
     }
   }
 }
@@ -234,13 +256,13 @@ else
   check "dashboards: every expr parses"
   skip "promtool not installed"
 fi
-check "provisioning: datasource uid prometheus, dashboards provider path"
-if grep -q '^\s*uid: prometheus' docker/grafana/provisioning/datasources/prometheus.yml &&
+check "provisioning: default Prometheus datasource, dashboards provider path"
+if grep -q '^\s*isDefault: true' docker/grafana/provisioning/datasources/prometheus.yml &&
   grep -q 'path: /var/lib/grafana/dashboards' docker/grafana/provisioning/dashboards/dashboards.yml &&
   grep -q './docker/grafana/dashboards:/var/lib/grafana/dashboards' docker-compose.yml; then
   ok
 else
-  fail "datasource uid, provider path and compose mount must agree"
+  fail "default datasource, provider path and compose mount must agree"
 fi
 
 echo "== docker/Dockerfile"
@@ -253,7 +275,30 @@ lint() {
 check "Dockerfile: multi-stage (>= 2 FROM ... AS ...)"
 n="$(grep -Ec '^FROM .+ AS [a-z]+' "$df" || true)"
 if [ "$n" -ge 2 ]; then ok "$n stages"; else fail "found $n named stages"; fi
-lint "based on node:20[.minor]-bookworm-slim" '^ARG NODE_IMAGE=node:20(\.[0-9]+)*-bookworm-slim$|^FROM node:20(\.[0-9]+)*-bookworm-slim'
+lint "based on a maintained Node LTS (NODE_IMAGE=node:22[.minor]-bookworm-slim)" '^ARG NODE_IMAGE=node:22(\.[0-9]+)*-bookworm-slim$'
+lint "every stage FROM \${NODE_IMAGE} (a local base can be substituted)" '^FROM \$\{NODE_IMAGE\} AS runtime$'
+lint "init as PID 1 (tini)" '^ENTRYPOINT \["tini", "--"\]$'
+lint "tini from Debian when the base lacks it" 'apt-get install -y --no-install-recommends tini'
+lint "dcache CLI on the PATH" '^RUN ln -s /app/packages/cli/dist/bin.js /usr/local/bin/dcache'
+check "Dockerfile: the base's Node major satisfies package.json engines"
+if out="$(
+  node --input-type=module - <<'EOF' 2>&1
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+const semver = createRequire(`${process.cwd()}/package.json`)('semver');
+const range = JSON.parse(readFileSync('package.json', 'utf8')).engines.node;
+const m = readFileSync('docker/Dockerfile', 'utf8').match(/^ARG NODE_IMAGE=node:(\d+)/m);
+if (!m) throw new Error('no ARG NODE_IMAGE=node:<major>');
+if (!semver.satisfies(`${m[1]}.99.0`, range)) throw new Error(`node ${m[1]} is outside engines ${range}`);
+console.log(`node ${m[1]} within ${range}`);
+EOF
+)"; then ok "$out"; else fail "$out"; fi
+check "Dockerfile: OCI labels (title, description, version, revision, created, licenses)"
+missing=""
+for l in title version revision created licenses description; do
+  grep -q "org.opencontainers.image.$l=" "$df" || missing+="$l "
+done
+if [ -z "$missing" ]; then ok; else fail "missing org.opencontainers.image.*: $missing"; fi
 lint "listens on the container's interface (DC_SERVER_HOST=0.0.0.0)" '^\s*(ENV\s+)?DC_SERVER_HOST=0\.0\.0\.0'
 lint "npm ci in the build stage" '^RUN npm ci( |$)'
 lint "production-only install in the runtime stage" 'npm ci --omit=dev'
@@ -264,7 +309,7 @@ lint "HEALTHCHECK on /health/live" '^HEALTHCHECK .*|/health/live'
 lint "EXPOSE 8080" '^EXPOSE 8080'
 lint "STOPSIGNAL SIGTERM" '^STOPSIGNAL SIGTERM'
 lint "exec-form CMD running packages/proxy/dist/main.js" '^CMD \["node", "packages/proxy/dist/main.js"\]'
-check "Dockerfile: build stage copies every workspace manifest, runtime proxy+ring"
+check "Dockerfile: build stage copies every workspace manifest, runtime proxy+ring+client+cli"
 if out="$(
   node --input-type=module - <<'EOF' 2>&1
 import { readFileSync } from 'node:fs';
@@ -274,7 +319,7 @@ const missing = [];
 for (const w of ws) {
   if (!df.includes(`COPY ${w}/package.json ${w}/`)) missing.push(`build stage: COPY ${w}/package.json`);
 }
-for (const w of ['packages/ring', 'packages/proxy']) {
+for (const w of ['packages/ring', 'packages/proxy', 'packages/client', 'packages/cli']) {
   if (!df.includes(`COPY --from=build /app/${w}/package.json ${w}/`)) missing.push(`runtime stage: ${w}/package.json`);
 }
 if (missing.length) { console.error(missing.join('\n')); process.exit(1); }
@@ -286,6 +331,71 @@ while read -r src; do
   [ -e "$src" ] || missing+="$src "
 done < <(grep -E '^COPY [^-]' "$df" | sed -E 's/^COPY //' | awk '{for (i = 1; i < NF; i++) print $i}')
 if [ -z "$missing" ]; then ok; else fail "missing: $missing"; fi
+
+echo "== deploy/kubernetes"
+k8s=deploy/kubernetes
+run "monitoring resources generated from docker/ are up to date" \
+  node scripts/gen-kubernetes-monitoring.mjs --check
+check "every manifest matches the Kubernetes / Prometheus Operator schemas"
+mapfile -t k8s_files < <(find "$k8s" -name '*.yaml' | sort)
+if out="$(node scripts/validate-kubernetes.mjs "${k8s_files[@]}" 2>&1)"; then
+  ok "$(tail -1 <<<"$out")"
+else
+  fail "$out"
+fi
+check "overlays keep secrets out of git (secrets.env ignored)"
+bad=""
+for o in "$k8s"/overlays/*/; do
+  if [ -e "$o/secrets.env" ] && git ls-files --error-unmatch "$o/secrets.env" >/dev/null 2>&1; then
+    bad+="$o/secrets.env is tracked "
+  fi
+  if command -v git >/dev/null 2>&1 && git rev-parse --git-dir >/dev/null 2>&1 &&
+    ! git check-ignore -q "$o/secrets.env"; then
+    bad+="$o/secrets.env is not ignored "
+  fi
+done
+if [ -z "$bad" ]; then ok; else fail "$bad"; fi
+# Rendering needs kustomize (kubectl >= 1.27 embeds kustomize v5). It is not a Debian
+# package at a usable version, so a machine without it skips visibly.
+kustomize=()
+if command -v kustomize >/dev/null 2>&1; then
+  kustomize=(kustomize build)
+elif command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&1; then
+  kustomize=(kubectl kustomize)
+fi
+for o in "$k8s"/overlays/*/; do
+  o="${o%/}"
+  name="${o##*/}"
+  if [ ${#kustomize[@]} -eq 0 ]; then
+    check "render overlay $name"
+    skip "neither kubectl nor kustomize installed (schemas above still checked file by file)"
+    continue
+  fi
+  # A copy with stand-in secrets: the overlay must refuse to build without secrets.env.
+  rm -rf "$tmp/k8s" && mkdir -p "$tmp/k8s" && cp -r "$k8s"/. "$tmp/k8s/" && rm -f "$tmp/k8s/overlays/$name/secrets.env"
+  check "overlay $name refuses to build without secrets.env"
+  if out="$("${kustomize[@]}" "$tmp/k8s/overlays/$name" 2>&1)"; then
+    fail "built without secrets.env"
+  else
+    ok
+  fi
+  if [ -f "$tmp/k8s/overlays/$name/secrets.env.example" ]; then
+    sed -E 's/^([a-z0-9-]+)=$/\1=check-deploy-stand-in-\1/' "$tmp/k8s/overlays/$name/secrets.env.example" \
+      >"$tmp/k8s/overlays/$name/secrets.env"
+  fi
+  check "render overlay $name (${kustomize[*]})"
+  if out="$("${kustomize[@]}" "$tmp/k8s/overlays/$name" 2>&1 >"$tmp/rendered-$name.yaml")"; then
+    ok "$(grep -c '^kind:' "$tmp/rendered-$name.yaml") objects"
+    check "rendered overlay $name matches the schemas"
+    if out="$(node scripts/validate-kubernetes.mjs "$tmp/rendered-$name.yaml" 2>&1)"; then
+      ok "$(tail -1 <<<"$out")"
+    else
+      fail "$out"
+    fi
+  else
+    fail "$out"
+  fi
+done
 
 echo
 if [ "$failures" -gt 0 ]; then
