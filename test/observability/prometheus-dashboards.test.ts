@@ -365,5 +365,37 @@ describe.skipIf(!PROMETHEUS)(
       const bad = outcomes.filter((o) => !o.ok);
       expect(bad, JSON.stringify(bad.slice(0, 5))).toEqual([]);
     });
+
+    it('with the job and instance variables set, every panel shows that proxy only (and an unknown instance shows nothing)', async () => {
+      // What Grafana sends when one job and one instance are chosen (a regex match of one value).
+      const chosen = (expr: string, instance: string) =>
+        expr
+          .replace(/\$__rate_interval|\$\{__rate_interval\}/g, '1m')
+          .replace(/"\$\{?job\}?"/g, `"${JOB}"`)
+          .replace(/"\$\{?instance\}?"/g, `"${instance}"`);
+      const exprs = dashboardExprs();
+      // Every expression follows both variables (check-deploy.sh checks the same statically).
+      for (const e of exprs) {
+        expect(e.raw, e.panel).toContain('job=~"$job"');
+        expect(e.raw, e.panel).toContain('instance=~"$instance"');
+      }
+      const [one, other] = INSTANCES;
+      let withInstance = 0;
+      for (const e of exprs) {
+        const s = series(await query(promUrl, chosen(e.raw, one)));
+        for (const x of s) {
+          if (x.metric.instance === undefined) continue;
+          withInstance++;
+          expect(x.metric.instance, `${e.panel}: ${e.raw}`).toBe(one);
+        }
+      }
+      expect(withInstance).toBeGreaterThan(5);
+      const reporting = exprs.find((e) => e.raw.startsWith('count(dcache_ring_version'))!;
+      expect(Number(series(await query(promUrl, chosen(reporting.raw, one)))[0]?.value[1])).toBe(1);
+      expect(
+        Number(series(await query(promUrl, chosen(reporting.raw, `${one}|${other}`)))[0]?.value[1]),
+      ).toBe(2);
+      expect(series(await query(promUrl, chosen(reporting.raw, 'no-such-proxy')))).toEqual([]);
+    });
   },
 );
