@@ -145,18 +145,26 @@ export class CacheService {
     const r = this.router;
     // Fast path: one owner; a miss may still be on the previous owner during a warm-up window.
     if (r.replicas === 1) {
-      const p = r.primary(key);
+      // The snapshot of the request: a miss asks the previous owner it names, not a newer one's.
+      const s = r.snapshot;
+      const p = r.primaryOn(s, key);
       if (p === undefined) return Promise.reject(new DcacheError('NO_NODES'));
       return this.exec
         .run(p, 'get', (c) => c.get(key))
-        .then((v) => (v === TOMBSTONE ? null : v !== null ? v : this.warmupRead(key, p)));
+        .then((v) =>
+          v === TOMBSTONE
+            ? null
+            : v !== null
+              ? v
+              : this.warmupRead(key, p, r.previousOwnerOn(s, r.previous(), key, p)),
+        );
     }
     return this.getReplicated(key);
   }
 
   private async getReplicated(key: string): Promise<string | null> {
-    const r = this.router;
-    const owners = r.owners(key);
+    const route = this.router.route();
+    const owners = route.owners(key);
     if (owners.length === 0) throw new DcacheError('NO_NODES');
     let lastErr: DcacheError | undefined;
     let answered = false;
@@ -180,7 +188,7 @@ export class CacheService {
         return v;
       }
     }
-    const w = await this.warmupRead(key, owners[0]);
+    const w = await this.warmupRead(key, owners[0], route.previousOwner(key, owners[0]));
     if (w !== null) return w;
     if (!answered && lastErr) throw lastErr;
     return null;
@@ -391,7 +399,7 @@ export class CacheService {
             next.push(i);
           }
         }
-        if (copies) void this.repairMany(route, node, copies, unique, values, cands, prevOf);
+        if (copies) void this.repairMany(node, copies, unique, values, cands, prevOf);
       }
       if (next.length === 0) break;
       pending = next;
@@ -574,9 +582,12 @@ export class CacheService {
     }
   }
 
-  /** On a miss at the new owner during the warm-up window, read the previous owner and copy back. */
-  private async warmupRead(key: string, current: string | undefined): Promise<string | null> {
-    const prev = this.router.previousOwner(key, current);
+  /** On a miss at the new owner during the warm-up window, read the previous owner `prev` and copy back. */
+  private async warmupRead(
+    key: string,
+    current: string | undefined,
+    prev: string | undefined,
+  ): Promise<string | null> {
     if (prev === undefined) return null;
     let v: string | null;
     try {
@@ -604,7 +615,6 @@ export class CacheService {
    * before it, with their remaining TTLs, never over a newer value (NX). Best effort.
    */
   private async repairMany(
-    route: Routing,
     source: string,
     hits: readonly number[],
     keys: readonly string[],
@@ -637,8 +647,10 @@ export class CacheService {
         else byTarget.set(t, [i]);
       }
     });
+    // Journalled on the newest view, not the request's: the copy is written now, and a node that
+    // went away since the request began must still learn of it.
     for (const [t, list] of byTarget)
-      for (const i of list) this.journalize(route, keys[i] as string, [t]);
+      for (const i of list) this.journalize(this.router, keys[i] as string, [t]);
     await Promise.all(
       [...byTarget].map(([t, list]) =>
         this.exec

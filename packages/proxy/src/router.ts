@@ -47,6 +47,11 @@ export class Router {
     this.warmupWindow = warmupWindow;
   }
 
+  /** The current snapshot. */
+  get snapshot(): RingSnapshot {
+    return this.holder.current;
+  }
+
   /** The ring of the current snapshot. */
   get ring(): Ring {
     return this.holder.current.ring;
