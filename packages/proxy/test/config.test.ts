@@ -76,6 +76,7 @@ describe('defaults', () => {
       writeTimeout: 30_000,
       idleTimeout: 120_000,
       shutdownTimeout: 10_000,
+      shutdownDelay: 0,
       maxConnections: 10_000,
       trustedProxies: [],
       fastPath: true,
@@ -105,7 +106,9 @@ describe('defaults', () => {
       tlsServername: '',
     });
     expect(c.replication).toEqual({ factor: 1, warmupWindow: 60_000 });
-    expect(c.logger).toEqual({ level: 'info', format: 'json', outputPath: 'stdout' });
+    expect(c.logger).toEqual({ level: 'info', format: 'auto', outputPath: 'stdout' });
+    expect(c.cache.addressesAuthoritative).toBe(false);
+    expect(c.cluster).toMatchObject({ peersDns: '', peersDnsInterval: 5_000, peersDnsServers: [] });
   });
 
   it('every default is accepted when given back explicitly as env', () => {
