@@ -1,4 +1,6 @@
 /** @dcache/cli — the `dcache` admin binary (yargs) and the pieces it is built from. */
+
+export { Session } from './context.js';
 export { CommandError, EXIT, report, UsageError } from './errors.js';
 export { buildCli, main, VERSION } from './main.js';
 export { bytes, count, percent, table } from './output.js';
