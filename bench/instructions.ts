@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   const per: Record<string, Record<string, number>> = {};
   try {
     const ks = keys('cg', 256);
-    const tmp = await startProxy(redis.address);
+    const tmp = await startProxy(redis.address, build ? { main: build } : {});
     await seed(tmp.url, ks, VALUE);
     await tmp.stop();
     const get: autocannon.Request[] = ks.map((k) => ({

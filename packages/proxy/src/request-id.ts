@@ -7,3 +7,8 @@ let seq = 0;
 export function nextRequestId(): string {
   return `${PREFIX}-${(++seq).toString(36)}`;
 }
+
+/** The id of a request: the X-Request-Id it brought (any non-empty value), else a new one. */
+export function requestIdOf(given: string | string[] | undefined): string {
+  return typeof given === 'string' && given !== '' ? given : nextRequestId();
+}
