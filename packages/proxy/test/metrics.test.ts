@@ -44,6 +44,8 @@ const EXPECTED: Record<string, string> = {
   peerFailures: 'dcache_peer_sync_failures_total',
   convergence: 'dcache_membership_convergence_seconds',
   peers: 'dcache_peers',
+  peerDnsResolutions: 'dcache_peer_dns_resolutions_total',
+  peerDnsPeers: 'dcache_peer_dns_peers',
   membershipChanges: 'dcache_membership_changes_total',
   rateLimited: 'dcache_rate_limited_total',
   authFailures: 'dcache_auth_failures_total',
