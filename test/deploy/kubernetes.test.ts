@@ -21,6 +21,7 @@ import {
   parseDocs,
   REPO_ROOT,
   selects,
+  unexpandedRefs,
   yamlFiles,
 } from './manifests.js';
 
@@ -173,6 +174,21 @@ describe('environment', () => {
     ]) {
       expect(dc, n).toContain(n);
     }
+  });
+
+  it('every $(VAR) in an env value names a variable defined before it (Kubernetes expands no other)', () => {
+    const refs = proxyEnv.filter((e) => e.value?.includes('$(')).length;
+    expect(refs).toBeGreaterThanOrEqual(5);
+    for (const w of workloads) {
+      for (const c of containersOf(w)) expect(unexpandedRefs(c.env ?? []), c.name).toEqual([]);
+    }
+    // The check sees a reference that comes too early.
+    expect(
+      unexpandedRefs([
+        { name: 'A', value: 'x.$(B)' },
+        { name: 'B', value: 'b' },
+      ]),
+    ).toEqual(['A -> $(B)']);
   });
 
   it('secrets are referenced from the Secret, never inlined, and every key is in secrets.env.example', () => {
@@ -435,6 +451,9 @@ describe.skipIf(!KUSTOMIZE)(
       for (const r of refs) {
         expect(r.name).toBe(secret.metadata.name);
         expect(Object.keys(secret.data ?? {})).toContain(r.key);
+      }
+      for (const w of objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet')) {
+        for (const c of containersOf(w)) expect(unexpandedRefs(c.env ?? []), c.name).toEqual([]);
       }
       // The image is the overlay's, and every kind the issue asks for is there.
       const dep = one(objects, 'Deployment');

@@ -85,3 +85,19 @@ export interface EnvVar {
 export function expandEnv(value: string, vars: Record<string, string>): string {
   return value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => vars[n] ?? m);
 }
+
+/**
+ * `$(VAR)` references of a container's env that Kubernetes would leave unexpanded: it expands
+ * only variables defined earlier in the same list. Returns `NAME -> $(VAR)` strings.
+ */
+export function unexpandedRefs(env: readonly EnvVar[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const e of env) {
+    for (const m of (e.value ?? '').matchAll(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g)) {
+      if (!seen.has(m[1]!)) out.push(`${e.name} -> $(${m[1]})`);
+    }
+    seen.add(e.name);
+  }
+  return out;
+}
