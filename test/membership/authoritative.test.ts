@@ -3,6 +3,7 @@
  * at start the ring becomes exactly DC_CACHE_ADDRESSES, overriding the state file and what the
  * peer holds, and the peer receives it as an admin change.
  */
+import { rmSync } from 'node:fs';
 import {
   CI_SAFE_ENV,
   type ClusterProxy,
@@ -130,5 +131,39 @@ describe('DC_CACHE_ADDRESSES_AUTHORITATIVE (real proxy processes with state file
     });
     expect(a.output().split('made the ring exactly').length).toBe(logged);
     expect(await entries(b)).toBe(before);
+  });
+
+  it("a proxy that starts from its seed list (peer unreachable, no state file) applies the list again after it adopts the peer's ring", async () => {
+    const [a, b] = cluster.proxies as [ClusterProxy, ClusterProxy];
+    const [r1, r2, r3] = redis.addresses as [string, string, string];
+    await bothHold(
+      a,
+      b,
+      [`${r1} active`, `${r2} active`, `${r3} active`].sort(),
+      'the ring of the first test',
+    );
+    const removals = () => a.output().split(`removed ${r3}`).length;
+    const before = removals();
+
+    // B is unreachable (paused) while A starts without its state file: A starts seeded from
+    // [r1, r2], which is already the list, so nothing to change yet.
+    a.env.DC_CACHE_ADDRESSES = [r1, r2].join(',');
+    await a.stop();
+    rmSync(a.env.DC_CLUSTER_STATE_FILE as string, { force: true });
+    b.pause();
+    try {
+      await a.restart();
+    } finally {
+      b.resume();
+    }
+    expect(a.output()).toContain('no peer knows the ring better');
+    // B answers again: A adopts B's ring (r3 back) whole, then applies the list once more.
+    await bothHold(
+      a,
+      b,
+      [`${r1} active`, `${r2} active`].sort(),
+      'exactly the list after the merge',
+    );
+    expect(removals()).toBe(before + 1);
   });
 });
