@@ -1,9 +1,14 @@
 import { request } from 'node:http';
 
+/** The engine's socket: DOCKER_SOCKET, else a `unix://` DOCKER_HOST (e.g. podman's), else Docker's. */
+export function dockerSocketPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.DOCKER_SOCKET) return env.DOCKER_SOCKET;
+  if (env.DOCKER_HOST?.startsWith('unix://')) return env.DOCKER_HOST.slice('unix://'.length);
+  return '/var/run/docker.sock';
+}
+
 /** True when a Docker engine answers `GET /_ping` on its socket (cheap; no testcontainers import). */
-export function dockerAvailable(
-  socketPath = process.env.DOCKER_SOCKET ?? '/var/run/docker.sock',
-): Promise<boolean> {
+export function dockerAvailable(socketPath = dockerSocketPath()): Promise<boolean> {
   return new Promise((resolve) => {
     const req = request({ socketPath, path: '/_ping', method: 'GET', timeout: 1_000 }, (res) => {
       res.resume();
@@ -18,17 +23,23 @@ export function dockerAvailable(
   });
 }
 
-/** A redis:7-alpine container started with testcontainers (only when a Docker engine answers). */
+/** A Redis container started with testcontainers (only when a Docker engine answers). */
 export interface RedisContainerHandle {
   readonly address: string;
   stop(): Promise<void>;
 }
 
-/** Start `redis:7-alpine` with testcontainers; callers must check `dockerAvailable()` first. */
-export async function startRedisContainer(): Promise<RedisContainerHandle> {
+/**
+ * Start a Redis container with testcontainers (`redis:7-alpine`, or DC_TEST_REDIS_IMAGE: any
+ * image with redis-server on its PATH, e.g. the container tier's local one); callers must check
+ * `dockerAvailable()` first. Without a password: protected mode off, as the official image has it.
+ */
+export async function startRedisContainer(
+  image = process.env.DC_TEST_REDIS_IMAGE ?? 'redis:7-alpine',
+): Promise<RedisContainerHandle> {
   const { GenericContainer, Wait } = await import('testcontainers');
-  const c = await new GenericContainer('redis:7-alpine')
-    .withCommand(['redis-server', '--save', '', '--appendonly', 'no'])
+  const c = await new GenericContainer(image)
+    .withCommand(['redis-server', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'])
     .withExposedPorts(6379)
     .withWaitStrategy(Wait.forLogMessage('Ready to accept connections'))
     .start();

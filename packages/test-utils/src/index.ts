@@ -1,6 +1,11 @@
 export { cleanupAll, registerCleanup, trackPid } from './cleanup.js';
 export { type DnsMode, startDnsServer, type TestDnsServer } from './dns-server.js';
-export { dockerAvailable, type RedisContainerHandle, startRedisContainer } from './docker.js';
+export {
+  dockerAvailable,
+  dockerSocketPath,
+  type RedisContainerHandle,
+  startRedisContainer,
+} from './docker.js';
 export { freePort } from './ports.js';
 export { type ProcessOptions, startProcess, type TestProcess } from './process.js';
 export {

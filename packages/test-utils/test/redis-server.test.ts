@@ -1,7 +1,9 @@
+import { connect } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   cleanupAll,
   dockerAvailable,
+  dockerSocketPath,
   freePort,
   redisServerBin,
   startRedis,
@@ -69,19 +71,51 @@ describe('redis-server fixture', () => {
 });
 
 const docker = await dockerAvailable();
+// The container tier (npm run test:containers) sets DC_REQUIRE_DOCKER=1: there the path must
+// run, so a missing engine fails instead of skipping.
+const required = process.env.DC_REQUIRE_DOCKER === '1';
 describe('testcontainers path', () => {
-  it.skipIf(!docker)(
-    'starts redis:7-alpine when a Docker engine answers (skipped: no Docker engine)',
+  it.skipIf(!docker && !required)(
+    'starts a Redis container that answers PING (needs a Docker engine; skipped without one)',
     async () => {
+      expect(docker, `no Docker engine answers on ${dockerSocketPath()}`).toBe(true);
       const c = await startRedisContainer();
-      expect(c.address).toMatch(/:\d+$/);
-      await c.stop();
+      try {
+        expect(c.address).toMatch(/:\d+$/);
+        const [host, port] = [
+          c.address.slice(0, c.address.lastIndexOf(':')),
+          c.address.split(':').pop(),
+        ];
+        const reply = await new Promise<string>((resolve, reject) => {
+          const s = connect(Number(port), host, () => s.write('PING\r\n'));
+          s.setTimeout(10_000, () => s.destroy(new Error('no reply to PING')));
+          s.once('data', (d) => {
+            resolve(d.toString());
+            s.end();
+          });
+          s.once('error', reject);
+        });
+        expect(reply).toBe('+PONG\r\n');
+      } finally {
+        await c.stop();
+      }
     },
+    120_000,
   );
   it('the Docker probe answers false quickly without an engine, true with one', async () => {
     const t = Date.now();
     const again = await dockerAvailable();
     expect(again).toBe(docker);
     expect(Date.now() - t).toBeLessThan(5_000);
+  });
+  it("finds the engine from DOCKER_SOCKET, then a unix:// DOCKER_HOST, then Docker's socket", () => {
+    expect(dockerSocketPath({ DOCKER_SOCKET: '/a.sock', DOCKER_HOST: 'unix:///b.sock' })).toBe(
+      '/a.sock',
+    );
+    expect(dockerSocketPath({ DOCKER_HOST: 'unix:///run/podman/podman.sock' })).toBe(
+      '/run/podman/podman.sock',
+    );
+    expect(dockerSocketPath({ DOCKER_HOST: 'tcp://10.0.0.1:2375' })).toBe('/var/run/docker.sock');
+    expect(dockerSocketPath({})).toBe('/var/run/docker.sock');
   });
 });
