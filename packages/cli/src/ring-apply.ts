@@ -189,7 +189,7 @@ export function describeStep(s: ApplyStep): string {
       return `${s.id}: ${parts.join(', ')}`;
     }
     case 'remove':
-      return `remove ${s.id} (${s.address})`;
+      return `remove ${s.id}${s.id !== s.address ? ` (${s.address})` : ''}`;
   }
 }
 
