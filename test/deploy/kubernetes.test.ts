@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { envName, parseDuration, SETTINGS } from '@dcache/proxy';
+import { envName, loadConfig, parseDuration, SETTINGS } from '@dcache/proxy';
 import { cleanupAll, registerCleanup, startRedis } from '@dcache/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startInProcessProxy } from '../helpers/in-process-proxy.js';
@@ -189,6 +189,36 @@ describe('environment', () => {
         { name: 'B', value: 'b' },
       ]),
     ).toEqual(['A -> $(B)']);
+  });
+
+  it('the proxy accepts the whole environment of the manifest, values included (as a pod gets it)', () => {
+    const env = expandedProxyEnv({
+      'metadata.namespace': 'prod',
+      'metadata.name': 'dcache-5f4-q',
+      'status.podIP': '10.4.0.7',
+    });
+    for (const e of proxyEnv) {
+      const ref = e.valueFrom?.secretKeyRef;
+      if (ref) env[e.name] = `stand-in-${ref.key}`;
+    }
+    const cfg = loadConfig({ env });
+    expect(cfg.server.host).toBe('0.0.0.0');
+    expect(cfg.server.port).toBe(8080);
+    expect(cfg.server.shutdownDelay).toBe(10_000);
+    expect(cfg.cache.addresses).toEqual(
+      [0, 1, 2].map((i) => `redis-${i}.redis.prod.svc.cluster.local:6379`),
+    );
+    expect(cfg.cache.addressesAuthoritative).toBe(true);
+    expect(cfg.cache.allowedAddresses).toEqual(['*.redis.prod.svc.cluster.local']);
+    expect(cfg.cache.password).toBe('stand-in-redis-password');
+    expect(cfg.cluster.peersDns).toBe('dcache-peers.prod.svc.cluster.local:8080');
+    expect(cfg.cluster.advertiseUrl).toBe('http://10.4.0.7:8080');
+    expect(cfg.cluster.nodeId).toBe('dcache-5f4-q');
+    expect(cfg.cluster.stateFile).toBe('/data/ring.json');
+    // A value the proxy refuses is caught here, naming the setting.
+    expect(() => loadConfig({ env: { ...env, DC_CLUSTER_PEERS_DNS: 'dcache-peers' } })).toThrow(
+      /DC_CLUSTER_PEERS_DNS/,
+    );
   });
 
   it('secrets are referenced from the Secret, never inlined, and every key is in secrets.env.example', () => {
