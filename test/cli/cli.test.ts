@@ -498,6 +498,7 @@ describe('dcache against a real proxy over 3 redis-servers', () => {
         'activate',
         'weight',
         'owner',
+        'apply',
         'plan',
       ]),
     );
@@ -520,7 +521,7 @@ describe('dcache against a real proxy over 3 redis-servers', () => {
     );
     expect(help.code).toBe(0);
     expect(help.stdout).toContain(
-      'Exit codes: 0 ok, 1 operation failed, 2 usage error, 3 not found.',
+      'Exit codes: 0 ok, 1 operation failed, 2 usage error, 3 not found, 130 interrupted.',
     );
   });
 

@@ -79,7 +79,7 @@ export async function buildCli(argv: readonly string[], s: Session): Promise<Arg
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .epilogue(
-      'Exit codes: 0 ok, 1 operation failed, 2 usage error, 3 not found.\nDocs: docs/cli.md',
+      'Exit codes: 0 ok, 1 operation failed, 2 usage error, 3 not found, 130 interrupted.\nDocs: docs/cli.md',
     )
     .exitProcess(false)
     .fail((msg, err, yy) => {
