@@ -1,13 +1,14 @@
 /**
- * What each per-request feature of the proxy costs: copies of the built proxy with one feature
- * cut out (string patches on packages/proxy/dist, failing loudly when the code they target has
- * changed), run against the same Redis in interleaved rounds of GET or PUT load, proxy pinned to
- * core 0 and autocannon to core 1. Reports CPU µs per response (median and min over the rounds)
- * beside the minimal node:http server and a bare Fastify. The variants are experiments, never
- * shipped. Run: `npm run build && npx tsx bench/feature-costs.ts [get|put] [rounds]`; writes
- * bench/results/feature-costs-<op>.md.
+ * What each per-request feature of the proxy costs: the built proxy started with one feature cut
+ * out (startServer's `benchCut` option, through bench/lib/cut-proxy.mjs), run against the same
+ * Redis in interleaved rounds of GET or PUT load, proxy pinned to core 0 and autocannon to core
+ * 1. Reports CPU µs per response (median and min over the rounds) beside the minimal node:http
+ * server and a bare Fastify. The variants are experiments, never shipped. Run:
+ * `npm run build && npx tsx bench/feature-costs.ts [get|put] [rounds] [seconds]`; writes
+ * bench/results/feature-costs-<op>.md (a run shorter than the default 8 rounds of 3 s prints
+ * its table and writes nothing).
  */
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +16,6 @@ import { cleanupAll, startRedis } from '@dcache/test-utils';
 import { getSpec, keys, putSpec, VALUE } from './cases/data.js';
 import { runLoad, stopLoadWorker } from './lib/load.js';
 import {
-  PROXY_MAIN,
   pinRedis,
   type Server,
   seed,
@@ -26,93 +26,47 @@ import {
 import { fmt, median } from './lib/stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const DIST = dirname(PROXY_MAIN);
-const WORK = join(here, '.ab');
+/** The proxy with `benchCut` from DCACHE_BENCH_CUT. */
+const CUT_PROXY = join(here, 'lib', 'cut-proxy.mjs');
 
-/** A cut: file (relative to dist), the exact text, and what replaces it (default: nothing). */
-type Patch = [file: string, text: string, by?: string];
-
-// Single-key GET and PUT are served by the node:http fast path (fast-path.ts): the cuts target it.
-// The fixed headers go in as one block of lines (`fixed`): the cuts empty its parts.
-const SECURITY: Patch = [
-  'fast-path.js',
-  '    const securityLines = headerLines(security);',
-  "    const securityLines = '';",
-];
-const RING_HEADERS: Patch[] = [
-  ['fast-path.js', `        out.push('x-request-id', id);`],
-  [
-    'fast-path.js',
-    `                bare = securityLines + headerLines(Object.entries(x));`,
-    `                bare = securityLines;`,
-  ],
-];
-const METRICS: Patch[] = [
-  [
-    'fast-path.js',
-    `        inflight.inc();
-        fastPath.inc();`,
-  ],
-  ['fast-path.js', `            record(method, status, (performance.now() - start) / 1_000);`],
-  ['fast-path.js', `            inflight.dec();`],
-  ['routes/cache.js', `                hitGet.inc();`],
-  [
-    'upstream/executor.js',
-    `                this.timer(node, op).observe((performance.now() - start) / 1_000);`,
-  ],
-];
-const DEADLINE: Patch = [
-  'upstream/executor.js',
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: the compiled code's own template literal
-  'const deadline = setTimeout(() => fail(new Error(`Command timed out after ${this.deadlineMs} ms`)), this.deadlineMs);',
-  'const deadline = undefined;',
-];
-
-const VARIANTS: Record<string, { describe: string; patches: Patch[] }> = {
-  'no security headers': { describe: 'the 11 helmet headers', patches: [SECURITY] },
+// Names of startServer's `benchCut` option (BENCH_CUTS in packages/proxy/src/app.ts); an unknown
+// one stops the proxy at start.
+const VARIANTS: Record<string, { describe: string; cut: string[] }> = {
+  'no security headers': {
+    describe: 'the 3 security headers',
+    cut: ['security-headers'],
+  },
   'no ring/request-id headers': {
     describe: 'x-ring-version, x-ring-checksum, x-request-id',
-    patches: RING_HEADERS,
+    cut: ['ring-headers', 'request-id'],
   },
-  'no metrics': {
-    describe:
-      'HTTP request metrics, in-flight gauge, fast-path and hit counters, Redis command histogram',
-    patches: METRICS,
-  },
-  'no per-call deadline': {
-    describe: "the executor's deadline timer per Redis call",
-    patches: [DEADLINE],
+  'no HTTP metrics': {
+    describe: 'HTTP request metrics, in-flight gauge, fast-path counter',
+    cut: ['http-metrics'],
   },
   'none of these': {
-    describe: 'all four cuts together',
-    patches: [SECURITY, ...RING_HEADERS, ...METRICS, DEADLINE],
+    describe: 'all three cuts together',
+    cut: ['security-headers', 'ring-headers', 'request-id', 'http-metrics'],
   },
 };
-
-function build(name: string, v: { patches: Patch[] }): string {
-  const dir = join(WORK, name.replace(/[^a-z]+/g, '-'));
-  rmSync(dir, { recursive: true, force: true });
-  cpSync(DIST, dir, { recursive: true });
-  for (const [file, text, by = ''] of v.patches) {
-    const p = join(dir, file);
-    const s = readFileSync(p, 'utf8');
-    if (!s.includes(text)) throw new Error(`${name}: ${file} no longer contains:\n${text}`);
-    writeFileSync(p, s.replace(text, by));
-  }
-  return join(dir, 'main.js');
-}
 
 async function main(): Promise<void> {
   const op = process.argv[2] === 'put' ? 'put' : 'get';
   const rounds = Number(process.argv[3] ?? 8);
-  mkdirSync(WORK, { recursive: true });
+  const seconds = Number(process.argv[4] ?? 3);
   const redis = await startRedis();
   pinRedis([redis]);
   const servers: Server[] = [];
   try {
     servers.push(await startProxy(redis.address));
     for (const [name, v] of Object.entries(VARIANTS))
-      servers.push(await startProxy(redis.address, { name, main: build(name, v) }));
+      servers.push(
+        await startProxy(redis.address, {
+          name,
+          main: CUT_PROXY,
+          env: { DCACHE_BENCH_CUT: v.cut.join(',') },
+        }),
+      );
     servers.push(await startMinimal(redis.address), await startFastifyBaseline(redis.address));
     const ks = keys('fc', 1_000);
     await seed(servers[0]!.url, ks, VALUE);
@@ -122,7 +76,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       for (const s of servers) {
         const m = await runLoad(
-          { url: s.url, connections: 64, durationS: 3, warmupS: 1, requests: [spec] },
+          { url: s.url, connections: 64, durationS: seconds, warmupS: 1, requests: [spec] },
           { watch: { server: [s.pid] } },
         );
         us[s.name] = [...(us[s.name] ?? []), ((m.cpu.server ?? Number.NaN) * 10_000) / m.rps];
@@ -135,8 +89,8 @@ async function main(): Promise<void> {
       `# What each per-request feature costs (${op.toUpperCase()})`,
       '',
       `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cpus()[0]?.model} (${cpus().length} cores), Node ${process.version}, load average at the end ${loadavg()[0]!.toFixed(2)}. ` +
-        `${rounds} interleaved rounds of 3 s (after 1 s warm-up) per server, 64 connections, one Redis; server pinned to core 0, autocannon to core 1. ` +
-        `Command: \`npx tsx bench/feature-costs.ts ${op} ${rounds}\`. The variants are copies of packages/proxy/dist with code cut out (see the script); they are measurements, not proposals.`,
+        `${rounds} interleaved rounds of ${seconds} s (after 1 s warm-up) per server, 64 connections, one Redis; server pinned to core 0, autocannon to core 1. ` +
+        `Command: \`npx tsx bench/feature-costs.ts ${op} ${rounds} ${seconds}\`. The variants are the built proxy started with startServer's \`benchCut\` option (bench/lib/cut-proxy.mjs); they are measurements, not proposals.`,
       '',
       '| server | what is cut | CPU µs/response, median | min | saved vs dcache (median) | req/s, median |',
       '|---|---|---:|---:|---:|---:|',
@@ -156,16 +110,17 @@ async function main(): Promise<void> {
       );
     }
     lines.push('');
-    const out = join(here, 'results', `feature-costs-${op}.md`);
-    writeFileSync(out, `${lines.join('\n')}\n`);
     console.log(lines.join('\n'));
-    console.log(`written to ${out}`);
+    if (rounds >= 8 && seconds >= 3) {
+      const out = join(here, 'results', `feature-costs-${op}.md`);
+      writeFileSync(out, `${lines.join('\n')}\n`);
+      console.log(`written to ${out}`);
+    }
   } finally {
     await stopLoadWorker();
     for (const s of servers) await s.stop().catch(() => {});
     await redis.close();
     await cleanupAll();
-    rmSync(WORK, { recursive: true, force: true });
   }
 }
 

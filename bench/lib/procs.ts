@@ -122,7 +122,7 @@ export async function startProxy(addresses: string, opts: ProxyOptions = {}): Pr
       ...opts.env,
     },
     readyUrl: `${url}/health`,
-    readyTimeout: opts.wrap ? 180_000 : 30_000,
+    readyTimeout: opts.wrap ? 900_000 : 30_000,
   });
   const name = opts.name ?? 'dcache';
   return { name, url, pid: proc.pid!, proc, stop: async () => void (await proc.stop()) };
@@ -154,7 +154,7 @@ async function startBaseline(
       cwd: join(here, '..'),
       env: { PORT: String(port), REDIS_ADDRESS: redisAddress },
       readyUrl: `${url}/ready`,
-      readyTimeout: wrap ? 180_000 : 30_000,
+      readyTimeout: wrap ? 900_000 : 30_000,
     },
   );
   return { name, url, pid: proc.pid!, proc, stop: async () => void (await proc.stop()) };

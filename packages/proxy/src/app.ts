@@ -39,12 +39,31 @@ export { codeOf } from './http/errors.js';
 /** Extra route plugins (ring admin, peer exchange) registered by other modules. */
 export type RoutePlugin = (app: FastifyInstance, rt: Runtime) => void | Promise<void>;
 
+/** Per-request features a benchmark can leave out to measure what each costs. */
+export const BENCH_CUTS = [
+  'security-headers',
+  'ring-headers',
+  'request-id',
+  'http-metrics',
+] as const;
+
+/** One of BENCH_CUTS. */
+export type BenchCut = (typeof BENCH_CUTS)[number];
+
 /** Options of `buildApp`. */
 export interface AppOptions {
   plugins?: RoutePlugin[];
   /** Headers added to every response after X-Ring-Version / X-Ring-Checksum; evaluated per response. */
   responseHeaders?: () => Record<string, string>;
+  /**
+   * For benchmarks only (bench/feature-costs.ts): features left out of every answer. The
+   * answers are then not the API's (no security headers, no routing epoch, no request id or no
+   * HTTP metrics); never set it in a proxy that serves clients.
+   */
+  benchCut?: readonly BenchCut[];
 }
+
+const NO_GAUGE = { inc(): void {}, dec(): void {} };
 
 // Node's own client errors that deserve their own message (the rest: "not valid HTTP/1.1").
 const CLIENT_ERRORS: Record<string, string> = {
@@ -158,7 +177,12 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     },
   });
 
-  const { inflight } = metrics;
+  const cut = new Set<string>(opts.benchCut ?? []);
+  for (const c of cut)
+    if (!(BENCH_CUTS as readonly string[]).includes(c))
+      throw new Error(`benchCut: "${c}" is not one of ${BENCH_CUTS.join(', ')}`);
+  const httpMetrics = !cut.has('http-metrics');
+  const inflight = httpMetrics ? metrics.inflight : NO_GAUGE;
   const readTimeout = config.server.readTimeout;
   // Every request: counted in flight, its body timed, and run after the connection's previous one.
   app.addHook('onRequest', (req, reply, done) => {
@@ -223,17 +247,18 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
     });
   }
 
-  const head = new ResponseHead(rt.holder, rt.state, opts.responseHeaders);
+  const head = new ResponseHead(rt.holder, rt.state, opts.responseHeaders, cut);
   app.addHook('onSend', (req, reply, payload, done) => {
     const h = head.headers(req.id);
     for (let i = 0; i < h.length; i += 2) reply.header(h[i] as string, h[i + 1]);
     done(null, payload);
   });
   const unmatched = httpTracker(metrics, routeRecorder(metrics, 'unmatched'));
-  app.addHook('onResponse', (req, reply, done) => {
-    if (req.is404) unmatched(req, reply, done);
-    else done();
-  });
+  if (httpMetrics)
+    app.addHook('onResponse', (req, reply, done) => {
+      if (req.is404) unmatched(req, reply, done);
+      else done();
+    });
   const recorders = new Map<string, RouteRecorder>();
   // Static routes of the `/api/v1/cache/{segment}` shape: the fast path leaves them to Fastify.
   const reserved = new Set<string>();
@@ -246,7 +271,8 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
       record = routeRecorder(metrics, route.url);
       recorders.set(route.url, record);
     }
-    route.onResponse = [...hookList(route.onResponse), httpTracker(metrics, record)] as never;
+    if (httpMetrics)
+      route.onResponse = [...hookList(route.onResponse), httpTracker(metrics, record)] as never;
     const rest = route.url.startsWith(SINGLE_KEY_PREFIX)
       ? route.url.slice(SINGLE_KEY_PREFIX.length)
       : '';
@@ -287,7 +313,9 @@ export async function buildApp(rt: Runtime, opts: AppOptions = {}): Promise<Fast
       rt,
       ops,
       head,
-      record,
+      record: httpMetrics ? record : () => {},
+      inflight,
+      served: httpMetrics ? metrics.localCounter(metrics.fastPath, {}) : NO_GAUGE,
       reserved,
       putLimit: putBodyLimit(rt),
       rateLimit,

@@ -68,6 +68,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         ...(extra.plugins ?? []),
       ],
       ...(responseHeaders ? { responseHeaders } : {}),
+      ...(opts.benchCut ? { benchCut: opts.benchCut } : {}),
     });
     await rt.start();
     if (init) authoritativeAtStart(rt);

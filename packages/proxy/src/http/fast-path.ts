@@ -19,6 +19,9 @@ export interface FastPathDeps {
   head: ResponseHead;
   /** The metrics recorder of the `/api/v1/cache/:key` route. */
   record: RouteRecorder;
+  /** The in-flight gauge and the count of requests the fast path served. */
+  inflight: { inc(): void; dec(): void };
+  served: { inc(): void };
   /** Static routes that share the `/api/v1/cache/{segment}` shape (`batch`, `keys`, `stats`). */
   reserved: ReadonlySet<string>;
   /** Body limit of a PUT (the route's). */
@@ -46,9 +49,7 @@ function plainJsonType(ct: string | undefined): boolean {
 export function createFastPath(
   d: FastPathDeps,
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { rt, ops, head, record, reserved, putLimit, rateLimit } = d;
-  const { inflight } = rt.metrics;
-  const fastPath = rt.metrics.localCounter(rt.metrics.fastPath, {});
+  const { rt, ops, head, record, inflight, served, reserved, putLimit, rateLimit } = d;
   const maxSegment = rt.config.limits.maxKeyBytes * 3;
   const readTimeout = rt.config.server.readTimeout;
 
@@ -56,7 +57,7 @@ export function createFastPath(
   function serve(req: IncomingMessage, res: ServerResponse, method: string, key: string): void {
     const start = performance.now();
     inflight.inc();
-    fastPath.inc();
+    served.inc();
     const id = requestIdOf(req.headers['x-request-id']);
     const limit = rateLimit?.check(req);
     let answered = false;

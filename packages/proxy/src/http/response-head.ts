@@ -12,6 +12,7 @@ export const JSON_TYPE = 'application/json; charset=utf-8';
  */
 export class ResponseHead {
   private readonly holder: MembershipHolder;
+  private readonly leave: ReadonlySet<string>;
   private readonly state: { readonly shuttingDown: boolean };
   private readonly embedder: (() => Record<string, string>) | undefined;
   private of: RingSnapshot | undefined;
@@ -19,12 +20,15 @@ export class ResponseHead {
   // One array for every answer: both front ends read it synchronously and keep no reference.
   private readonly out: string[] = [];
 
+  /** `leave`: header groups a benchmark cuts (`security-headers`, `ring-headers`, `request-id`). */
   constructor(
     holder: MembershipHolder,
     state: { readonly shuttingDown: boolean },
     embedder?: () => Record<string, string>,
+    leave: ReadonlySet<string> = new Set(),
   ) {
     this.holder = holder;
+    this.leave = leave;
     this.state = state;
     this.embedder = embedder;
   }
@@ -38,11 +42,10 @@ export class ResponseHead {
     if (snap !== this.of) {
       this.of = snap;
       this.fixed = [
-        ...SECURITY_HEADERS.flat(),
-        'x-ring-version',
-        String(snap.version),
-        'x-ring-checksum',
-        snap.checksum,
+        ...(this.leave.has('security-headers') ? [] : SECURITY_HEADERS.flat()),
+        ...(this.leave.has('ring-headers')
+          ? []
+          : ['x-ring-version', String(snap.version), 'x-ring-checksum', snap.checksum]),
       ];
     }
     const out = this.out;
@@ -50,7 +53,7 @@ export class ResponseHead {
     const fixed = this.fixed;
     for (let i = 0; i < fixed.length; i++) out.push(fixed[i] as string);
     if (this.embedder) for (const [k, v] of Object.entries(this.embedder())) out.push(k, v);
-    out.push('x-request-id', requestId);
+    if (!this.leave.has('request-id')) out.push('x-request-id', requestId);
     if (this.state.shuttingDown) out.push('connection', 'close');
     return out;
   }
