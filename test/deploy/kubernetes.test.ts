@@ -402,6 +402,9 @@ describe('monitoring component', () => {
     expect(cm.data?.[file]).toBe(
       readFileSync(join(REPO_ROOT, 'docker/grafana/dashboards', file), 'utf8'),
     );
+    // `kubectl apply` keeps the whole object in an annotation, which may hold 256 KiB.
+    const bytes = Object.values(cm.data ?? {}).reduce((n, v) => n + Buffer.byteLength(v), 0);
+    expect(bytes).toBeLessThan(256 * 1024 - 4096);
   });
 
   it('the ServiceMonitor scrapes the client Service only, as job "dcache" (what the rules select)', () => {
