@@ -30,7 +30,7 @@ interface RingNode {
 }
 
 async function ring(p: ClusterProxy): Promise<{ nodes: RingNode[] }> {
-  const r = await fetch(`${p.url}/api/v1/ring`, { signal: AbortSignal.timeout(5_000) });
+  const r = await fetch(`${p.url}/api/v1/ring`, { signal: AbortSignal.timeout(30_000) });
   return (await r.json()) as { nodes: RingNode[] };
 }
 
@@ -58,7 +58,7 @@ async function admin(p: ClusterProxy, method: string, path: string, body?: unkno
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
     },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(10_000),
+    signal: AbortSignal.timeout(30_000),
   });
   await r.arrayBuffer();
   return r.status;
