@@ -110,7 +110,7 @@ async function seesExactly(p: Proxy, others: Proxy[]): Promise<boolean> {
 }
 
 async function metric(p: Proxy, line: RegExp): Promise<number> {
-  const r = await fetch(`${p.url}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  const r = await fetch(`${p.url}/metrics`, { signal: AbortSignal.timeout(30_000) });
   const m = line.exec(await r.text());
   return m ? Number(m[1]) : Number.NaN;
 }
