@@ -1,5 +1,9 @@
 import type { Ring } from '@dcache/ring';
-import type { MembershipHolder, RingSnapshot } from './membership/membership-holder.js';
+import {
+  type MembershipHolder,
+  type RingSnapshot,
+  rejoinFenced,
+} from './membership/membership-holder.js';
 
 /**
  * The owner a key gets while its routing is being changed: no node has that id, so the executor
@@ -196,15 +200,12 @@ export class Router {
   }
 
   /**
-   * True when `key` must not be served now: the lease lapsed, one of its home owners is being
+   * True when `key` must not be served now: the lease lapsed, a node it will be served by is being
    * purged before it rejoins, or a pending view routes it elsewhere (`pick` gives its owner(s)).
    */
   private fenced(key: string, s: RingSnapshot, pick: (v: RingSnapshot) => unknown): boolean {
     if (performance.now() > this.leaseUntil) return true;
-    if (s.rejoining.size > 0) {
-      const home = this.replicas === 1 ? [s.ring.owner(key)] : s.ring.owners(key, this.replicas);
-      if (home.some((h) => s.rejoining.has(h))) return true;
-    }
+    if (rejoinFenced(s, key, this.replicas)) return true;
     if (this.pending.length === 0) return false;
     const now = pick(s);
     for (const v of this.pending) if (pick(v) !== now) return true;

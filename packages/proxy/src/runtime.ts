@@ -132,6 +132,7 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     replicas: config.replication.factor,
     takeoverAfter: Math.max(10_000, 5 * config.health.retryInterval),
     confirmTimeout: 2 * config.cluster.syncInterval + 5_000,
+    commandDeadline: config.cache.commandTimeout,
   });
 
   const publishRing = (snap: RingSnapshot) => {

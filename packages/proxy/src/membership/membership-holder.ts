@@ -25,8 +25,10 @@ export interface RingSnapshot {
   readonly homeRing: Ring;
   /** Active nodes whose routing state is `out` or `rejoining`: keys skip them to the next owner. */
   readonly excluded: ReadonlySet<string>;
-  /** Active nodes being purged before they serve again: their keys fail fast everywhere. */
+  /** Active nodes being purged before they serve again: the keys they will serve fail fast. */
   readonly rejoining: ReadonlySet<string>;
+  /** Active nodes whose routing state is `out` (excluded and not rejoining). */
+  readonly out: ReadonlySet<string>;
   /** Live nodes that do not serve their keys now (excluded or draining): writes journal for them. */
   readonly away: ReadonlySet<string>;
   /** The routing epoch: sum of every entry's and routing register's version. */
@@ -80,10 +82,12 @@ export function snapshotOf(
         : new Ring(home, ringOpts);
   const excluded = new Set<string>();
   const rejoining = new Set<string>();
+  const out = new Set<string>();
   for (const n of active) {
     const r = routingState(doc, n.id);
     if (r !== 'up') excluded.add(n.id);
     if (r === 'rejoining') rejoining.add(n.id);
+    if (r === 'out') out.add(n.id);
   }
   const away = new Set(excluded);
   for (const e of live) if (e.state === 'draining') away.add(e.id);
@@ -93,12 +97,28 @@ export function snapshotOf(
     homeRing,
     excluded,
     rejoining,
+    out,
     away,
     version: d.version,
     checksum: d.checksum,
     members: new Map(live.map((e) => [e.id, e])),
     at: Date.now(),
   };
+}
+
+/**
+ * True when `key` waits for a rejoining node of `s`: the node is among the `replicas` owners the
+ * key gets once the rejoining nodes serve again. That is its home, and also a key whose home (or
+ * an earlier node of its ring walk) is still `out`: the hand-back gives that key's newest value to
+ * the returning node too, so no write of it may reach the interim owner meanwhile.
+ */
+export function rejoinFenced(s: RingSnapshot, key: string, replicas: number): boolean {
+  if (s.rejoining.size === 0) return false;
+  if (replicas === 1) {
+    const o = s.out.size === 0 ? s.ring.owner(key) : s.ring.ownerExcluding(key, s.out);
+    return o !== undefined && s.rejoining.has(o);
+  }
+  return s.ring.owners(key, replicas, s.out).some((o) => s.rejoining.has(o));
 }
 
 /** The document `DC_CACHE_ADDRESSES` seeds: identical on every proxy given the same list. */

@@ -5,7 +5,7 @@ import type { StaleJournal } from '../health/stale-journal.js';
 import type { Metrics } from '../metrics.js';
 import type { PeerSync } from '../peers/peer-sync.js';
 import type { Router } from '../router.js';
-import type { Executor } from '../upstream/executor.js';
+import { type Executor, STALL_MS } from '../upstream/executor.js';
 import { execPipeline } from '../upstream/redis-errors.js';
 import type { MembershipHolder, RingSnapshot, RoutingChange } from './membership-holder.js';
 import type { MembershipManager } from './membership-manager.js';
@@ -29,6 +29,8 @@ export interface RoutingControllerDeps {
   takeoverAfter: number;
   /** Longest wait for peers to confirm the `rejoining` state before the rejoin is given up. */
   confirmTimeout: number;
+  /** The command deadline (ms): every Redis call settles within it (acknowledged or failed). */
+  commandDeadline: number;
 }
 
 const CHUNK = 1_000;
@@ -39,7 +41,8 @@ const CHUNK = 1_000;
  *
  * 1. `out`: a breaker that opens on this proxy takes the node out of routing for every proxy.
  * 2. `rejoining`: before the node serves again, it is fenced everywhere; once every reachable
- *    peer holds that state (nobody writes its keys to the interim owners any more), the journals
+ *    peer holds that state (nobody writes its keys to the interim owners any more) and the writes
+ *    routed before that have settled (one command deadline later), the journals
  *    of all proxies are collected and those keys are deleted on the node, or it is flushed when
  *    any journal is incomplete, any peer cannot answer, or the node is new to the ring.
  *    The same keys are deleted on the interim owners (or, after a flush, every other node is
@@ -186,6 +189,12 @@ export class RoutingController {
       const first = [...holder.current.rejoining].sort()[0];
       if (first !== undefined && first !== node)
         throw new Error(`another node (${first}) is rejoining; trying again later`);
+      // Barrier: a write routed under an older view (to an interim owner) may still be on its
+      // way, on any proxy. Each began before its proxy held the `rejoining` view, so before the
+      // confirmation, and settles (acknowledged or failed) within its deadline; STALL_MS covers a
+      // reply handled late by a busy event loop. Only then are interim owners read or cleaned up.
+      await this.changeOrTimeout(this.d.commandDeadline + STALL_MS);
+      this.stillRejoining(node);
       let why = flushWhy ?? (this.joined.has(node) ? 'the node is new to the ring' : undefined);
       let keys: string[] = [];
       if (why === undefined) {
