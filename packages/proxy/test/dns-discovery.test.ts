@@ -194,6 +194,57 @@ describe('DnsDiscovery against a DNS server on loopback', () => {
   });
 });
 
+describe("a proxy the name lists only later (a new pod's record comes late)", () => {
+  let dns: TestDnsServer;
+  beforeAll(async () => {
+    dns = await startDnsServer();
+  });
+  afterAll(cleanupAll);
+
+  it('onSelf reports its address once listed; PeerSync then advertises it', async () => {
+    dns.set(NAME, ['10.0.0.1']);
+    const d = new DnsDiscovery({
+      target: { name: NAME, port: 8080 },
+      interval: 200,
+      servers: [dns.address],
+      self: new Set(['10.0.0.2']),
+      log: pino({ level: 'silent' }),
+      metrics: createMetrics(),
+    });
+    await d.resolve();
+    expect(d.selfSeen).toBeUndefined();
+    const selves: string[] = [];
+    d.start(
+      () => {},
+      (a) => selves.push(a),
+    );
+    dns.set(NAME, ['10.0.0.1', '10.0.0.2']);
+    const t0 = Date.now();
+    while (selves.length === 0 && Date.now() - t0 < 20_000)
+      await new Promise((r) => setTimeout(r, 20));
+    d.stop();
+    expect(selves).toEqual(['10.0.0.2']);
+
+    const holder = new MembershipHolder(seedDoc(['h:1']), { hash: 'murmur' });
+    const metrics = createMetrics();
+    const log = pino({ level: 'silent' });
+    const manager = new MembershipManager(holder, { writer: 'me', log, metrics });
+    const s = new PeerSync({ manager, log, metrics, token: 't', seeds: [], interval: 60_000 });
+    s.start('');
+    expect(s.envelope().from.url).toBe('');
+    s.advertise(peerUrl(selves[0] as string, 8080));
+    expect(s.envelope().from.url).toBe('http://10.0.0.2:8080');
+    // Its own URL, named by a peer, is never learned as a peer.
+    s.heard({
+      from: { id: 'b', url: 'http://10.0.0.1:8080' },
+      peers: ['http://10.0.0.2:8080'],
+      seeded: false,
+    });
+    expect(s.list().map((p) => p.url)).toEqual(['http://10.0.0.1:8080']);
+    await s.stop();
+  });
+});
+
 describe('PeerSync with DNS-listed peers', () => {
   function sync() {
     const holder = new MembershipHolder(seedDoc(['h:1']), { hash: 'murmur' });

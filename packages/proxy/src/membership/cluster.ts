@@ -291,14 +291,24 @@ export async function setupCluster(rt: Runtime, init: InitialMembership): Promis
       if (!sync) return;
       const port = Number(new URL(url).port);
       // With DNS discovery the address the name lists for this proxy (its pod IP) is what
-      // peers reach; a pod's host name resolves only behind a StatefulSet.
+      // peers reach; a pod's host name resolves only behind a StatefulSet. Until the name lists
+      // this proxy (a new pod's record may come a moment late) it advertises no URL: peers
+      // reach it through DNS, and learn no host name they could not resolve.
+      const configured = config.cluster.advertiseUrl;
       const self =
-        config.cluster.advertiseUrl ||
-        (discovery?.selfSeen !== undefined
-          ? peerUrl(discovery.selfSeen, port)
+        configured ||
+        (discovery
+          ? discovery.selfSeen !== undefined
+            ? peerUrl(discovery.selfSeen, port)
+            : ''
           : `http://${hostname()}:${port}`);
       sync.start(self);
-      discovery?.start((urls) => sync?.setDiscovered(urls));
+      discovery?.start(
+        (urls) => sync?.setDiscovered(urls),
+        (address) => {
+          if (!configured) sync?.advertise(peerUrl(address, port));
+        },
+      );
       log.info({ self, peers: sync.size }, 'peer sync started');
     },
     async stop() {

@@ -195,12 +195,17 @@ export class DnsDiscovery {
       );
   }
 
-  /** Resolve every interval from now on; `onChange` gets each new set of peer URLs. */
-  start(onChange: (urls: readonly string[]) => void): void {
+  /**
+   * Resolve every interval from now on; `onChange` gets each new set of peer URLs, `onSelf` the
+   * first of this proxy's addresses the name lists, if it listed none so far.
+   */
+  start(onChange: (urls: readonly string[]) => void, onSelf?: (address: string) => void): void {
     const round = async () => {
       const before = this.urls;
+      const selfBefore = this.selfSeen;
       const got = await this.resolve().catch(() => undefined);
       if (this.stopped) return;
+      if (selfBefore === undefined && this.selfSeen !== undefined) onSelf?.(this.selfSeen);
       if (got && (got.length !== before.length || got.some((u, i) => u !== before[i])))
         onChange(got);
       this.timer = setTimeout(round, this.opts.interval);

@@ -271,6 +271,15 @@ export class PeerSync {
     this.schedule(Math.random() * Math.min(100, this.interval / 5));
   }
 
+  /** Advertise `url` from now on (the address DNS discovery found for this proxy, found late). */
+  advertise(url: string): void {
+    const self = normalizePeerUrl(url);
+    if (!self || self === this.selfUrl) return;
+    this.selfUrl = self;
+    this.markIgnored(self, 'this proxy');
+    this.log.info({ self }, 'advertising the address DNS lists for this proxy');
+  }
+
   /** Stop timers and close every peer's connections; in-flight calls are abandoned. */
   async stop(): Promise<void> {
     this.stopped = true;
