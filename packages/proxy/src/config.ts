@@ -146,7 +146,7 @@ export const SETTINGS = [
     def: 3,
     min: 0,
     max: 20,
-    doc: 'Retries of a command while its connection reconnects',
+    doc: "Accepted for the Go system's configs and ignored: a command on a connection that is not ready fails at once (NODE_UNAVAILABLE), never waits or retries",
   },
   {
     path: 'cache.pool_size',

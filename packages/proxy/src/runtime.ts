@@ -94,7 +94,6 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     allow: new NodeAllowList(config.cache.allowedAddresses, opts.lookup),
     database: config.cache.database,
     poolSize: config.cache.poolSize,
-    maxRetries: config.cache.maxRetries,
     connectTimeout: config.cache.connectTimeout,
     reconnectMax: Math.min(config.health.retryInterval, 2_000),
   });

@@ -154,7 +154,6 @@ describe('NodeClient of an address that is not allowed', () => {
     password: 'the-redis-password',
     database: 0,
     poolSize: 2,
-    maxRetries: 0,
     connectTimeout: 2_000,
     reconnectMax: 100,
     allow,
@@ -181,7 +180,7 @@ describe('NodeClient of an address that is not allowed', () => {
     expect(await refused.waitReady(5_000)).toBe(false);
     let thrown: unknown;
     try {
-      refused.redis();
+      refused.conn();
     } catch (e) {
       thrown = e;
     }

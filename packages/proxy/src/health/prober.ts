@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
 import { STALL_MS } from '../upstream/executor.js';
 import type { NodePool } from '../upstream/node-pool.js';
+import type { RedisConnection } from '../upstream/resp/redis-connection.js';
 import type { HealthTracker } from './health-tracker.js';
 
 /** Prober settings. */
@@ -13,7 +13,7 @@ export interface ProberOptions {
 }
 
 /** Rejects when the node is a replica (ROLE answers `slave`). */
-async function assertPrimary(r: Redis): Promise<void> {
+async function assertPrimary(r: RedisConnection): Promise<void> {
   const role = (await r.role()) as unknown[];
   if (role[0] !== 'master')
     throw new Error(`READONLY the node is a ${String(role[0])}, not a primary`);
@@ -76,7 +76,7 @@ export class Prober {
       const check =
         this.health.state(id) === 'closed'
           ? node.pingAll()
-          : node.pingAll().then(() => assertPrimary(node.redis()));
+          : node.pingAll().then(() => assertPrimary(node.conn()));
       await Promise.race([
         check,
         new Promise((_, reject) => {

@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
 import { DcacheError } from '../errors.js';
 import type { HealthTracker } from '../health/health-tracker.js';
 import { type Metrics, REDIS_DURATION_BUCKETS, type RedisOp } from '../metrics.js';
 import { FENCED } from '../router.js';
 import type { NodePool } from './node-pool.js';
 import { redisError } from './redis-errors.js';
+import type { RedisConnection } from './resp/redis-connection.js';
 
 type Timer = { observe(v: number): void };
 
@@ -36,7 +36,12 @@ export class Executor {
   }
 
   /** Run `fn` on a connection of `node`; rejects with a DcacheError (NODE_TIMEOUT/UNAVAILABLE/ERROR). */
-  run<T>(node: string, op: RedisOp, fn: (r: Redis) => Promise<T>, opts?: RunOptions): Promise<T> {
+  run<T>(
+    node: string,
+    op: RedisOp,
+    fn: (r: RedisConnection) => Promise<T>,
+    opts?: RunOptions,
+  ): Promise<T> {
     if (node === FENCED)
       return Promise.reject(
         new DcacheError(
@@ -65,9 +70,8 @@ export class Executor {
           this.health.failure(node, err.message);
         reject(err);
       };
-      // Our own deadline: ioredis serves one auto-pipeline per connection at a time, so behind a
-      // hung node a command can wait for the previous pipeline's timeout before its own starts;
-      // this bound holds from the moment the request asked, whatever ioredis queues.
+      // The one deadline of the call, from the moment the request asked: the connection has no
+      // timer per command (a late reply is matched to its slot and dropped here).
       const deadline = setTimeout(() => {
         // A deadline that fires far too late says this process stood still (paused, starved),
         // not that the node is slow: the call fails, the node's health is not charged.
@@ -79,7 +83,7 @@ export class Executor {
       }, this.deadlineMs);
       let p: Promise<T>;
       try {
-        p = fn(client.redis());
+        p = fn(client.conn());
       } catch (e) {
         fail(e);
         return;

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { createConnection, type LookupFunction, type Socket } from 'node:net';
-import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
-import { AbstractConnector, Redis } from 'ioredis';
+import type { ConnectionOptions } from 'node:tls';
 import { DcacheError } from '../errors.js';
 import type { AllowDecision, NodeAllowList } from '../security/node-allow.js';
+import { RedisConnection } from './resp/redis-connection.js';
 
 /** How long a specific connection error stays the one reported over generic ones (ms). */
 const STICKY_MS = 10_000;
@@ -15,10 +14,11 @@ export interface NodeClientOptions {
   username?: string;
   database: number;
   poolSize: number;
-  maxRetries: number;
   connectTimeout: number;
   /** Longest pause between reconnect attempts (ms); keeps re-add after a restart quick. */
   reconnectMax?: number;
+  /** Commands waiting for replies on one connection beyond which new ones fail at once. */
+  maxPending?: number;
   /** TLS to every node (CA, client certificate, servername; files already read). */
   tls?: ConnectionOptions;
   /** Which addresses may get a connection at all (absent: any). */
@@ -32,11 +32,11 @@ export interface NodeClientOptions {
  */
 export type NodeClientState = 'checking' | 'open' | 'refused' | 'closed';
 
-/** The Redis connections of one node: `poolSize` auto-pipelined ioredis clients, used in turn. */
+/** The Redis connections of one node: `poolSize` pipelined RESP connections, used in turn. */
 export class NodeClient {
   readonly id: string;
   readonly address: string;
-  private clients: Redis[] = [];
+  private clients: RedisConnection[] = [];
   private cursor = 0;
   private rotating = false;
   private readonly opts: NodeClientOptions;
@@ -81,7 +81,7 @@ export class NodeClient {
     const opts = this.opts;
     const { host, port } = splitAddress(this.address);
     const make = () =>
-      new Redis({
+      new RedisConnection({
         host,
         port,
         ...(opts.username ? { username: opts.username } : {}),
@@ -89,25 +89,15 @@ export class NodeClient {
         ...(opts.tls ? { tls: opts.tls } : {}),
         // A name allowed because of what it resolved to is resolved and checked again on every
         // connection: a name that now points elsewhere gets no connection (and no password).
-        ...(d.resolved && opts.allow
-          ? { Connector: guardedConnector(opts.allow.connectLookup) }
-          : {}),
+        ...(d.resolved && opts.allow ? { lookup: opts.allow.connectLookup } : {}),
         db: opts.database,
-        enableAutoPipelining: true,
         connectTimeout: opts.connectTimeout,
-        // No ioredis commandTimeout: every command goes through the Executor, whose own
-        // deadline (commandTimeout) bounds it from the moment it was asked, and the prober times
-        // its PINGs itself. ioredis' timer per command was a second timer on the hot path, and
-        // a command it times out still waits in the connection's reply queue all the same.
-        maxRetriesPerRequest: opts.maxRetries,
-        // Fail fast while disconnected: no queue of commands waits on a dead node.
-        enableOfflineQueue: false,
-        enableReadyCheck: true,
-        lazyConnect: false,
-        retryStrategy: (times: number) =>
-          Math.min(50 * 2 ** Math.min(times, 6), opts.reconnectMax ?? 2_000),
-        reconnectOnError: () => false,
-        connectionName: 'dcache',
+        // No timer per command here: every command goes through the Executor, whose deadline
+        // bounds it from the moment it was asked. Nothing queues while disconnected, and at most
+        // maxPending commands wait on a connection whose node stopped answering.
+        ...(opts.reconnectMax !== undefined ? { reconnectMax: opts.reconnectMax } : {}),
+        ...(opts.maxPending !== undefined ? { maxPending: opts.maxPending } : {}),
+        name: 'dcache',
       });
     this.clients = Array.from({ length: opts.poolSize }, make);
     // Surfaced per command and by the prober; the last one explains why a node cannot connect.
@@ -154,11 +144,11 @@ export class NodeClient {
    * per-command rotation split each turn's commands into `poolSize` smaller writes (more syscalls
    * here and more reads in Redis for the same work).
    */
-  redis(): Redis {
+  conn(): RedisConnection {
     // No connection at all (address not allowed, or not checked yet): fail at once. The Executor
     // counts it as a node failure, so health ejects the node through the normal path.
     if (this.clients.length === 0) throw this.noConnection();
-    let c = this.clients[this.cursor] as Redis;
+    let c = this.clients[this.cursor] as RedisConnection;
     // A connection still reconnecting (after a node restart) would fail at once: use a ready one.
     if (c.status !== 'ready') c = this.clients.find((x) => x.status === 'ready') ?? c;
     if (!this.rotating && this.clients.length > 1) {
@@ -203,16 +193,7 @@ export class NodeClient {
   async close(): Promise<void> {
     this.state = 'closed';
     this.wake(false);
-    await Promise.all(
-      this.clients.map(async (c) => {
-        try {
-          await Promise.race([c.quit(), new Promise((r) => setTimeout(r, 500))]);
-        } catch {
-          // already closed
-        }
-        c.disconnect();
-      }),
-    );
+    await Promise.all(this.clients.map((c) => c.close(500)));
   }
 }
 
@@ -258,7 +239,7 @@ export function errorClass(message: string): NodeErrorClass {
   return 'unavailable';
 }
 
-/** The TLS settings of `cache.*` as ioredis takes them; the PEM files are read here, once. */
+/** The TLS settings of `cache.*` as node:tls takes them; the PEM files are read here, once. */
 export function redisTlsOptions(cache: {
   tls: boolean;
   tlsCa: string;
@@ -272,52 +253,5 @@ export function redisTlsOptions(cache: {
     ...(cache.tlsCert ? { cert: readFileSync(cache.tlsCert) } : {}),
     ...(cache.tlsKey ? { key: readFileSync(cache.tlsKey) } : {}),
     ...(cache.tlsServername ? { servername: cache.tlsServername } : {}),
-  };
-}
-
-/**
- * An ioredis connector that connects like its standalone one, host name resolved through `lookup`
- * (which refuses addresses outside the allow-list before anything is sent).
- */
-function guardedConnector(lookup: LookupFunction) {
-  return class GuardedConnector extends AbstractConnector {
-    private readonly target: { host: string; port: number; tls?: ConnectionOptions };
-
-    constructor(options: unknown) {
-      const o = options as {
-        host: string;
-        port: number;
-        tls?: ConnectionOptions;
-        disconnectTimeout?: number;
-      };
-      super(o.disconnectTimeout ?? 2_000);
-      this.target = o;
-    }
-
-    connect(): Promise<Socket | TLSSocket> {
-      this.connecting = true;
-      const { host, port, tls } = this.target;
-      return new Promise((resolve, reject) => {
-        // As ioredis' own connector: the stream is created on the next tick, after listeners.
-        process.nextTick(() => {
-          if (!this.connecting) {
-            reject(new Error('Connection is closed.'));
-            return;
-          }
-          try {
-            this.stream = tls
-              ? tlsConnect({ ...tls, host, port, lookup })
-              : createConnection({ host, port, lookup });
-          } catch (e) {
-            reject(e);
-            return;
-          }
-          this.stream.once('error', (err: Error) => {
-            this.firstError = err;
-          });
-          resolve(this.stream);
-        });
-      });
-    }
   };
 }

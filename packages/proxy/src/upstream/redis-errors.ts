@@ -1,6 +1,7 @@
 import { DcacheError, type ErrorCode } from '../errors.js';
+import type { PipelineResults } from './resp/resp-connection.js';
 
-/** Map an ioredis failure to a stable code: timeout, unavailable (no connection) or node error. */
+/** Map a Redis call's failure to a stable code: timeout, unavailable (no connection) or node error. */
 export function classifyRedisError(err: unknown): ErrorCode {
   if (err instanceof DcacheError) return err.code;
   const e = err as { name?: string; message?: string; code?: string };
@@ -28,20 +29,11 @@ export function redisError(node: string, err: unknown): DcacheError {
   );
 }
 
-/** A pipeline's results: `[error, value]` per command, as ioredis gives them. */
-export type PipelineResults = [Error | null, unknown][];
-
 /**
- * `exec()` a pipeline, but reject when every command failed for lack of a connection: ioredis
- * resolves a pipeline on an unwritable connection with one error per command, which would
- * otherwise read as Redis error replies (and as a success for passive health).
+ * `exec()` a pipeline. A pipeline that could not be sent, or whose connection closed before every
+ * reply came, rejects as a whole (never a list of per-command connection errors that would read
+ * as Redis error replies and as a success for passive health).
  */
-export async function execPipeline(pl: {
-  exec(): Promise<PipelineResults | null>;
-}): Promise<PipelineResults> {
-  const res = (await pl.exec()) ?? [];
-  const first = res[0]?.[0];
-  if (first && res.every(([e]) => e !== null && classifyRedisError(e) !== 'NODE_ERROR'))
-    throw first;
-  return res;
+export function execPipeline(pl: { exec(): Promise<PipelineResults> }): Promise<PipelineResults> {
+  return pl.exec();
 }
