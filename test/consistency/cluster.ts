@@ -36,7 +36,11 @@ export class AgreementSampler {
   private readonly unfair = new Set<string>();
   private running = true;
   private readonly loop: Promise<void>;
-  constructor(private readonly urls: readonly string[]) {
+  /** `onView(i, ring)`: proxy i was first seen holding `ring` (for explaining a failure). */
+  constructor(
+    private readonly urls: readonly string[],
+    private readonly onView?: (proxy: number, ring: RingBody) => void,
+  ) {
     this.loop = this.run();
   }
   private async run(): Promise<void> {
@@ -49,7 +53,10 @@ export class AgreementSampler {
         if (!r) return;
         if (!this.firstSeen.has(r.checksum) && !allUp) this.unfair.add(r.checksum);
         const seen = this.firstSeen.get(r.checksum) ?? this.urls.map(() => Number.NaN);
-        if (Number.isNaN(seen[i] as number)) seen[i] = t;
+        if (Number.isNaN(seen[i] as number)) {
+          seen[i] = t;
+          this.onView?.(i, r);
+        }
         this.firstSeen.set(r.checksum, seen);
       });
       await new Promise((res) => setTimeout(res, 10));
@@ -65,6 +72,14 @@ export class AgreementSampler {
       .filter((s) => s.every((x) => !Number.isNaN(x)))
       .map((s) => Math.max(...s) - Math.min(...s));
   }
+}
+
+/** A ring in one line: its epoch and every node that does not serve (routing, admin state). */
+export function viewSummary(r: RingBody): string {
+  const away = r.nodes
+    .filter((n) => n.routing !== 'up' || n.state !== 'active')
+    .map((n) => `${n.id} ${n.routing}${n.state === 'active' ? '' : `/${n.state}`}`);
+  return `epoch ${r.epoch}: ${away.length === 0 ? 'all up' : away.join(', ')}`;
 }
 
 /** Wait until every proxy shows node `id` with `routing` (and admin `state` when given). */

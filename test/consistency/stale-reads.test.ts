@@ -15,6 +15,7 @@ import {
   CONSISTENCY_ENV,
   keysOwnedBy,
   pause,
+  viewSummary,
   waitAgree,
   waitRouting,
 } from './cluster.js';
@@ -30,17 +31,21 @@ async function scenario(
   fault: (w: Workload) => Promise<void>,
   opts: { readersPerProxy?: number; deleteEvery?: number } = {},
 ): Promise<{ stale: number; ops: Op[] }> {
-  const sampler = new AgreementSampler(urls);
   const w = new Workload({
     urls,
     keys,
     readersPerProxy: opts.readersPerProxy ?? 3,
     deleteEvery: opts.deleteEvery ?? 7,
-  }).start();
+  });
+  // Every proxy's routing changes go into the events that explain a stale read.
+  const sampler = new AgreementSampler(urls, (i, r) => w.event(`p${i} ${viewSummary(r)}`));
+  w.start();
   await pause(800);
   w.phase = 'fault';
+  w.event('fault');
   await fault(w);
   w.phase = 'after';
+  w.event('fault steps done');
   await waitAgree(urls);
   await pause(1_500);
   await w.stop();
