@@ -133,6 +133,13 @@ export function startMinimal(redisAddress: string, wrap?: readonly string[]): Pr
   return startBaseline('minimal', 'minimal-server.ts', redisAddress, wrap);
 }
 
+/** The minimal server with another Redis client (`ioredis`, `node-redis` or `dcache`). */
+export function startMinimalWith(client: string, redisAddress: string): Promise<Server> {
+  return startBaseline(`minimal-${client}`, 'minimal-server.ts', redisAddress, undefined, {
+    CLIENT: client,
+  });
+}
+
 /** bench/baselines/fastify-server.ts (bare Fastify + ioredis) over one Redis, pinned to the server core. */
 export function startFastifyBaseline(redisAddress: string): Promise<Server> {
   return startBaseline('fastify', 'fastify-server.ts', redisAddress);
@@ -143,6 +150,7 @@ async function startBaseline(
   file: string,
   redisAddress: string,
   wrap?: readonly string[],
+  env: Record<string, string> = {},
 ): Promise<Server> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -152,7 +160,7 @@ async function startBaseline(
     [...pre, '--import', 'tsx', join(here, '..', 'baselines', file)],
     {
       cwd: join(here, '..'),
-      env: { PORT: String(port), REDIS_ADDRESS: redisAddress },
+      env: { PORT: String(port), REDIS_ADDRESS: redisAddress, ...env },
       readyUrl: `${url}/ready`,
       readyTimeout: wrap ? 900_000 : 30_000,
     },

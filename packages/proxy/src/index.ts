@@ -53,3 +53,6 @@ export { healthSummary } from './routes/health.js';
 export { fullRingView, ringView } from './routes/ring.js';
 export { createRuntime, type Runtime } from './runtime.js';
 export { type RunningServer, type StartOptions, startServer } from './server.js';
+export { RedisConnection } from './upstream/resp/redis-connection.js';
+export { RespConnection, type RespConnectionOptions } from './upstream/resp/resp-connection.js';
+export { type Reply, ReplyError, RespParser } from './upstream/resp/resp-parser.js';
