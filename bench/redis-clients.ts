@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { startRedis } from '@dcache/test-utils';
 import { getSpec, keys, putSpec, VALUE } from './cases/data.js';
 import { type Measured, runLoad, stopLoadWorker } from './lib/load.js';
-import { pinRedis, ROOT, type Server, seed, startMinimalWith } from './lib/procs.js';
+import { pinRedis, ROOT, type Server, startMinimalWith } from './lib/procs.js';
 import { median } from './lib/stats.js';
 
 const arg = (name: string) =>
@@ -33,7 +33,14 @@ async function main(): Promise<void> {
     for (const c of CLIENTS) servers.push(await startMinimalWith(c, redis.address));
     const getKeys = keys('get', 1_000);
     const putKeys = keys('put', 1_000);
-    await seed(servers[0]!.url, getKeys, VALUE);
+    // The minimal server has no batch route: seed with single PUTs.
+    for (const k of getKeys) {
+      const r = await fetch(`${servers[0]!.url}/api/v1/cache/${k}`, {
+        method: 'PUT',
+        body: JSON.stringify({ value: VALUE }),
+      });
+      if (r.status !== 200) throw new Error(`seeding ${k}: ${r.status} ${await r.text()}`);
+    }
     const rows: Record<string, Measured[]> = {};
     const variants: { name: string; server: Server; op: 'get' | 'put' | 'static' }[] = [];
     for (const op of ['get', 'put'] as const)
