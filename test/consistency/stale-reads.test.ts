@@ -9,7 +9,7 @@ import {
   startProxyCluster,
   startRedisCluster,
 } from '@dcache/test-utils';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   AgreementSampler,
   CONSISTENCY_ENV,
@@ -109,6 +109,18 @@ describe.each([2, 3])(
     afterAll(async () => {
       await cluster?.close();
       await redis?.stopAll();
+    });
+
+    // A failed scenario prints what each proxy did to the routing (its last 60 such log lines).
+    afterEach((ctx) => {
+      if (ctx.task.result?.state !== 'fail' || !cluster) return;
+      for (const [i, p] of cluster.proxies.entries()) {
+        const lines = p
+          .output()
+          .split('\n')
+          .filter((l) => /rejoin|routing|breaker|taken out/.test(l));
+        console.log(`[consistency] p${i} routing log:\n${lines.slice(-60).join('\n')}`);
+      }
     });
 
     it('starts', async () => {
