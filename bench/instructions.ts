@@ -23,12 +23,30 @@ import { fmt } from './lib/stats.js';
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
 const CONNECTIONS = 16;
+// Under callgrind on a busy machine the proxy runs 50-100x slower: its own deadlines would fail
+// requests (504) and probes would eject the node (503). Same timers armed, later deadlines.
+const SLOW = {
+  DC_CACHE_COMMAND_TIMEOUT: '120s',
+  DC_HEALTH_TIMEOUT: '60s',
+  DC_HEALTH_INTERVAL: '60s',
+  DC_HEALTH_FAILURE_THRESHOLD: '1000',
+};
 
 /** Send exactly `amount` requests over CONNECTIONS connections; throws on any non-2xx. */
 async function load(url: string, reqs: autocannon.Request[], amount: number): Promise<void> {
-  const r = await autocannon({ url, connections: CONNECTIONS, amount, requests: reqs });
+  // A server under callgrind on a busy machine can take seconds per answer: wait for them.
+  const r = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    amount,
+    requests: reqs,
+    timeout: 300,
+  });
   const bad = r.non2xx + r.errors + r.timeouts;
-  if (bad > 0) throw new Error(`${url}: ${bad} failed responses of ${amount}`);
+  if (bad > 0)
+    throw new Error(
+      `${url}: ${bad} failed responses of ${amount} (non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts})`,
+    );
 }
 
 /** Callgrind's instruction total in the dump files of `pid` in `dir`. */
@@ -113,7 +131,7 @@ async function main(): Promise<void> {
         [
           'dcache',
           (w: string[]) =>
-            startProxy(redis.address, { wrap: w, ...(build ? { main: build } : {}) }),
+            startProxy(redis.address, { wrap: w, env: SLOW, ...(build ? { main: build } : {}) }),
         ],
         ['minimal', (w: string[]) => startMinimal(redis.address, w)],
       ] as const) {
