@@ -154,7 +154,15 @@ export const SETTINGS = [
     def: 2,
     min: 1,
     max: 64,
-    doc: 'Connections per Redis node (auto-pipelined, round-robin)',
+    doc: 'Connections per Redis node (pipelined: the commands of one event-loop turn leave in one write; round-robin per turn)',
+  },
+  {
+    path: 'cache.max_pending',
+    kind: 'int',
+    def: 10_000,
+    min: 1,
+    max: 1_000_000,
+    doc: 'Commands waiting for replies on one connection beyond which new ones fail at once (NODE_UNAVAILABLE): a node that stops answering collects no endless queue',
   },
   {
     path: 'cache.min_idle_conns',
@@ -445,6 +453,7 @@ export interface Config {
     database: number;
     maxRetries: number;
     poolSize: number;
+    maxPending: number;
     minIdleConns: number;
     connectTimeout: number;
     commandTimeout: number;
