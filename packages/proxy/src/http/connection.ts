@@ -57,7 +57,7 @@ export function armBodyTimeout(req: IncomingMessage, res: ServerResponse, ms: nu
  * the answer before the client reads it; once the body is in, the close is clean.
  */
 export function afterBody(req: IncomingMessage, send: () => void, ms = 2_000): void {
-  if (req.complete) {
+  if (req.complete || req.readableEnded) {
     send();
     return;
   }

@@ -59,6 +59,7 @@ export function createFastPath(
     inflight.inc();
     served.inc();
     const id = requestIdOf(req.headers['x-request-id']);
+    if (method === 'PUT') armBodyTimeout(req, res, readTimeout);
     const limit = rateLimit?.check(req);
     let answered = false;
     const send = (status: number, body: string, json: boolean, close = false) => {
@@ -84,10 +85,20 @@ export function createFastPath(
       const a = errorAnswer(err, logOf);
       send(a.status, JSON.stringify(a.body), true, close);
     };
-    if (limit?.refused !== undefined) {
-      fail(limit.refused);
-      return;
-    }
+    inTurn(req, res, () => {
+      if (limit?.refused !== undefined) fail(limit.refused);
+      else dispatch(req, method, key, send, fail);
+    });
+  }
+
+  /** The route core's call for `method`, answered through `send` or `fail`. */
+  function dispatch(
+    req: IncomingMessage,
+    method: string,
+    key: string,
+    send: (status: number, body: string, json: boolean) => void,
+    fail: (err: unknown, close?: boolean) => void,
+  ): void {
     switch (method) {
       case 'GET':
         ops.get(key).then((text) => send(200, text, true), fail);
@@ -99,7 +110,6 @@ export function createFastPath(
         ops.del(key).then((r) => send(200, JSON.stringify(r), true), fail);
         return;
       default:
-        armBodyTimeout(req, res, readTimeout);
         readBody(req, (text) => {
           if (text === undefined) {
             fail(new DcacheError('BAD_REQUEST', 'the request was aborted'), true);
@@ -156,7 +166,7 @@ export function createFastPath(
       }
     }
     if (reserved.has(key)) return false;
-    inTurn(req, res, () => serve(req, res, method, key));
+    serve(req, res, method, key);
     return true;
   };
 }
