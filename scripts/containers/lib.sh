@@ -17,9 +17,6 @@ DC_NODE_IMAGE=${DC_NODE_IMAGE:-localhost/dcache-test/node:$(node --version 2>/de
 # The project's image as docker-compose.yml names it: dcache:${DCACHE_TAG}.
 export DCACHE_TAG=${DCACHE_TAG:-containers-test}
 
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-
 _dc_t0=${_dc_t0:-$(date +%s)}
 export _dc_t0
 # Progress line with the seconds since the tier started.
@@ -30,3 +27,11 @@ die() {
 }
 # True when the socket answers the Docker API's ping.
 socket_up() { curl -fsS --max-time 2 --unix-socket "$DC_PODMAN_SOCKET" http://d/_ping >/dev/null 2>&1; }
+# Rootful podman: the tier runs as root. can_root: root, or sudo without a password.
+can_root() { [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }
+# Re-run the calling script as root (keeping the environment) when it is not.
+as_root() {
+  [ "$(id -u)" -eq 0 ] && return 0
+  can_root || die "needs root (rootful podman): run it as root or with sudo"
+  exec sudo -E env "PATH=$PATH" bash "$0" "$@"
+}

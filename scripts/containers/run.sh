@@ -14,6 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
+as_root "$@"
 cd "$root"
 
 service_pid_file="$DC_CONTAINERS_CACHE/podman-service.pid"

@@ -17,7 +17,8 @@ rebuild=0
 case "${1:-}" in
 --rebuild) rebuild=1 ;;
 --check)
-  # Present, or installable with apt-get (a Debian/Ubuntu host that knows the package).
+  # Root (rootful podman), and podman present or installable with apt-get.
+  can_root || exit 3
   command -v podman >/dev/null && command -v mmdebstrap >/dev/null && exit 0
   command -v apt-cache >/dev/null && apt-cache show podman mmdebstrap >/dev/null 2>&1 && exit 0
   exit 3
@@ -25,6 +26,7 @@ case "${1:-}" in
 "") ;;
 *) die "unknown option $1 (--rebuild, --check)" ;;
 esac
+as_root "$@"
 
 # ---- packages ---------------------------------------------------------------------------
 # podman 4.3 (bookworm) rootful with netavark + aardvark-dns (bridge networks with name
@@ -38,8 +40,8 @@ for p in podman mmdebstrap runc netavark aardvark-dns catatonit fuse-overlayfs u
 done
 if [ ${#need[@]} -gt 0 ]; then
   say "apt-get install ${need[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${need[@]}" >/dev/null
 else
   say "podman $(podman --version | awk '{print $3}'), mmdebstrap present"
@@ -49,22 +51,28 @@ fi
 # default_ulimits = []: podman's default RLIMIT_NOFILE is refused by runc here.
 # runtime = "runc": crun fails on cgroup v1/v2 hybrid hosts ("cgroups in hybrid mode").
 conf=/etc/containers/containers.conf
-$SUDO mkdir -p /etc/containers
-[ -f "$conf" ] || $SUDO touch "$conf"
+mkdir -p /etc/containers
+[ -f "$conf" ] || touch "$conf"
 # Set KEY = VALUE under [SECTION]: replace the key if present, else add it (and the section).
 set_conf() {
   local section=$1 key=$2 value=$3 tmp
   tmp=$(mktemp)
   awk -v s="[$section]" -v k="$key" -v v="$value" '
     function emit() { print k " = " v; done = 1 }
+    skip { if ($0 ~ /\]/) skip = 0; next }
     /^\[/ { if (in_s && !done) emit(); in_s = ($0 == s); print; next }
-    in_s && $0 ~ "^[ \t]*" k "[ \t]*=" { if (!done) emit(); next }
+    in_s && $0 ~ "^[ \t]*" k "[ \t]*=" {
+      if (!done) emit()
+      # an array value continued on the next lines: drop them up to its "]"
+      if ($0 ~ /=[ \t]*\[/ && $0 !~ /\]/) skip = 1
+      next
+    }
     { print }
     END { if (!done) { if (!in_s) print "\n" s; emit() } }
   ' "$conf" >"$tmp"
   if ! cmp -s "$tmp" "$conf"; then
     say "$conf: [$section] $key = $value"
-    $SUDO cp "$tmp" "$conf"
+    cp "$tmp" "$conf"
   fi
   rm -f "$tmp"
 }
@@ -75,13 +83,13 @@ set_conf engine runtime '"runc"'
 if socket_up; then
   say "podman socket answers at $DC_PODMAN_SOCKET"
 else
-  $SUDO mkdir -p "$(dirname "$DC_PODMAN_SOCKET")" "$DC_CONTAINERS_CACHE"
+  mkdir -p "$(dirname "$DC_PODMAN_SOCKET")" "$DC_CONTAINERS_CACHE"
   say "starting podman system service on unix://$DC_PODMAN_SOCKET"
   # Detached from this shell (its own session, no inherited output) so that CI's shell can
   # exit; run.sh stops it again when it started it (pid file).
-  $SUDO setsid podman system service --time=0 "unix://$DC_PODMAN_SOCKET" \
+  setsid podman system service --time=0 "unix://$DC_PODMAN_SOCKET" \
     </dev/null >"$DC_CONTAINERS_CACHE/podman-service.log" 2>&1 &
-  echo $! | $SUDO tee "$DC_CONTAINERS_CACHE/podman-service.pid" >/dev/null
+  echo $! >"$DC_CONTAINERS_CACHE/podman-service.pid"
   for _ in $(seq 1 150); do
     socket_up && break
     sleep 0.2
@@ -93,16 +101,19 @@ fi
 have() { [ "$rebuild" = 0 ] && podman image exists "$1"; }
 
 # An mmdebstrap root as an image; .debs are kept in $DC_CONTAINERS_CACHE/debs between runs.
-# Docs, man pages and translations are left out; dpkg skips fsync (a throwaway root).
+# Docs, man pages and translations are left out, and libjs-moment-timezone's 214 MB of zone
+# files (Prometheus' web UI depends on it; the tier uses its API); dpkg skips fsync (a
+# throwaway root).
 debootstrap_image() {
   local image=$1 variant=$2 include=$3 t0 work
   t0=$(date +%s)
   work=$(mktemp -d)
-  $SUDO mkdir -p "$DC_CONTAINERS_CACHE/debs"
+  mkdir -p "$DC_CONTAINERS_CACHE/debs"
   say "mmdebstrap --variant=$variant $DC_DEBIAN_SUITE + $include -> $image"
-  $SUDO mmdebstrap --quiet --variant="$variant" --include="$include" \
+  mmdebstrap --quiet --variant="$variant" --include="$include" \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/javascript/moment-timezone/*' \
     --dpkgopt=force-unsafe-io \
     --skip=download/empty --skip=essential/unlink \
     --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
