@@ -42,7 +42,7 @@ const CHUNK = 1_000;
  * 1. `out`: a breaker that opens on this proxy takes the node out of routing for every proxy.
  * 2. `rejoining`: before the node serves again, it is fenced everywhere; once every reachable
  *    peer holds that state (nobody writes its keys to the interim owners any more) and the writes
- *    routed before that have settled (one command deadline later), the journals
+ *    routed before that have settled (alone: its own; with peers: one command deadline), the journals
  *    of all proxies are collected and those keys are deleted on the node, or it is flushed when
  *    any journal is incomplete, any peer cannot answer, or the node is new to the ring.
  *    The same keys are deleted on the interim owners (or, after a flush, every other node is
@@ -190,10 +190,12 @@ export class RoutingController {
       if (first !== undefined && first !== node)
         throw new Error(`another node (${first}) is rejoining; trying again later`);
       // Barrier: a write routed under an older view (to an interim owner) may still be on its
-      // way, on any proxy. Each began before its proxy held the `rejoining` view, so before the
-      // confirmation, and settles (acknowledged or failed) within its deadline; STALL_MS covers a
-      // reply handled late by a busy event loop. Only then are interim owners read or cleaned up.
-      await this.changeOrTimeout(this.d.commandDeadline + STALL_MS);
+      // way. Only once it settled are interim owners read or cleaned up. Alone, this proxy waits
+      // for its own writes in flight. With peers it cannot see theirs: each began before its proxy
+      // held the `rejoining` view, so before the confirmation, and settles (acknowledged or
+      // failed) within its deadline; STALL_MS covers a reply handled late by a busy event loop.
+      if (this.d.peers()) await this.changeOrTimeout(this.d.commandDeadline + STALL_MS);
+      else await this.d.exec.writesSettled();
       this.stillRejoining(node);
       let why = flushWhy ?? (this.joined.has(node) ? 'the node is new to the ring' : undefined);
       let keys: string[] = [];

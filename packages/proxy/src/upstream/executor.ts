@@ -11,6 +11,15 @@ type Timer = { observe(v: number): void };
 /** A timer this late (ms) means the process stood still; what it measured is not the node's doing. */
 export const STALL_MS = 250;
 
+/** Calls that may change data: counted until they settle (`writesSettled`). */
+const WRITE_OPS: ReadonlySet<RedisOp> = new Set<RedisOp>(['set', 'del', 'pipeline', 'flushdb']);
+
+/** Write calls begun since the last `writesSettled()` and still in flight. */
+interface WriteGeneration {
+  open: number;
+  idle?: () => void;
+}
+
 /** Options of one call. */
 export interface RunOptions {
   /**
@@ -27,6 +36,8 @@ export class Executor {
   private readonly metrics: Metrics;
   private readonly timers = new Map<string, Map<RedisOp, Timer>>();
   private readonly deadlineMs: number;
+  private writes: WriteGeneration = { open: 0 };
+  private settledBefore: Promise<void> = Promise.resolve();
 
   constructor(pool: NodePool, health: HealthTracker, metrics: Metrics, deadlineMs: number) {
     this.pool = pool;
@@ -55,6 +66,8 @@ export class Executor {
         new DcacheError('NODE_UNAVAILABLE', `node ${node} is not in the pool`, { node }),
       );
     const start = performance.now();
+    const gen = WRITE_OPS.has(op) ? this.writes : undefined;
+    if (gen) gen.open++;
     // One promise per call (no async frame, no second promise for the deadline): whichever of
     // the reply and our deadline comes first settles it, the other is ignored.
     return new Promise<T>((resolve, reject) => {
@@ -63,6 +76,7 @@ export class Executor {
         if (settled) return;
         settled = true;
         clearTimeout(deadline);
+        if (gen && --gen.open === 0) gen.idle?.();
         const err = redisError(node, e);
         this.metrics.redisErrors.inc({ node, op, code: err.code });
         if (err.code !== 'NODE_ERROR' && !stalled) this.health.failure(node, err.message);
@@ -92,11 +106,29 @@ export class Executor {
         if (settled) return;
         settled = true;
         clearTimeout(deadline);
+        if (gen && --gen.open === 0) gen.idle?.();
         this.timer(node, op).observe((performance.now() - start) / 1_000);
         this.health.success(node);
         resolve(v);
       }, fail);
     });
+  }
+
+  /**
+   * Resolves once every write call in flight now has settled, acknowledged or failed (each within
+   * the deadline); calls begun later are not waited for.
+   */
+  writesSettled(): Promise<void> {
+    const g = this.writes;
+    this.writes = { open: 0 };
+    const mine =
+      g.open === 0
+        ? undefined
+        : new Promise<void>((resolve) => {
+            g.idle = resolve;
+          });
+    this.settledBefore = Promise.all([this.settledBefore, mine]).then(() => {});
+    return this.settledBefore;
   }
 
   private timer(node: string, op: RedisOp): Timer {
