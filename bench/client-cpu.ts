@@ -46,7 +46,11 @@ const clients: [string, Get][] = [
 const res: Record<string, number[]> = {};
 for (const [, get] of clients) await measure(get); // warm-up
 for (let r = 0; r < ROUNDS; r++)
-  for (const [name, get] of clients) (res[name] ??= []).push((await measure(get)).usPerGet);
+  for (const [name, get] of clients) {
+    const xs = res[name] ?? [];
+    xs.push((await measure(get)).usPerGet);
+    res[name] = xs;
+  }
 for (const [name, xs] of Object.entries(res))
   console.log(
     `${name.padEnd(11)} ${median(xs).toFixed(2)} µs CPU per GET (runs ${xs.map((x) => x.toFixed(2)).join(' / ')}), ${(median(xs) / median(res.ioredis ?? [1])).toFixed(2)}× ioredis`,

@@ -66,7 +66,7 @@ async function main(): Promise<void> {
           },
           { watch: { server: [v.server.pid] }, redis: [redis] },
         );
-        (rows[v.name] ??= []).push(m);
+        rows[v.name] = [...(rows[v.name] ?? []), m];
       }
     }
     const lines = [
