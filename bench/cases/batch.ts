@@ -65,7 +65,7 @@ export async function batchGet(ctx: BenchContext): Promise<CaseResult> {
           'batch-100 keys/s ÷ single-GET keys/s',
           ratio(rows[0]!.value, rows[1]!.value),
           '>=',
-          10,
+          15,
         ),
       ],
       notes: [],
