@@ -2,6 +2,7 @@
 // Writes packages/proxy/config.example.yaml and the settings table of docs/configuration.md
 // from SETTINGS (run after `npm run build -w @dcache/proxy`):
 //   node packages/proxy/scripts/gen-config-example.mjs
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { envName, flagName, SETTINGS } from '../dist/config.js';
@@ -102,5 +103,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const b = text.indexOf(end);
   if (a < 0 || b < a) throw new Error(`${docs} has no ${start} … ${end} region`);
   writeFileSync(docs, `${text.slice(0, a + start.length)}\n${renderTable()}\n${text.slice(b)}`);
+  // The repo's formatter aligns the table; without this the lint step of CI fails after a regen.
+  execFileSync('npx', ['biome', 'format', '--write', docs], { stdio: 'ignore' });
   process.stdout.write(`wrote the settings table of ${docs}\n`);
 }
