@@ -34,23 +34,28 @@ export interface PlanNode {
   moved_in: number;
 }
 
-/** Result of `planChange`: what a ring change would do, computed locally. */
-export interface Plan {
-  change:
-    | { op: 'add'; id: string; address: string; weight: number }
-    | { op: 'remove'; id: string; address: string; weight: number; in_ring: boolean };
+/** A ring before and after a change, compared: what `ring plan` and `ring apply` both print. */
+export interface RingComparison {
+  /** Ring version the comparison was computed on. */
   ring_version: number;
   hash: string;
   hash_tag: string;
   /** Nodes in the ring (active) before and after. */
   nodes_before: number;
   nodes_after: number;
-  /** Fraction of keys that ideally move: the added node's share after, the removed node's before. */
+  /** Fraction of keys that ideally move between the shares before and those after. */
   ideal_fraction: number;
   nodes: PlanNode[];
   synthetic: KeyMoves;
   /** Real keys listed from the cluster (`--sample N`). */
   sample?: KeyMoves;
+}
+
+/** Result of `planChange`: what a ring change would do, computed locally. */
+export interface Plan extends RingComparison {
+  change:
+    | { op: 'add'; id: string; address: string; weight: number }
+    | { op: 'remove'; id: string; address: string; weight: number; in_ring: boolean };
 }
 
 /** Options of `planChange`. */

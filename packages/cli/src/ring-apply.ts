@@ -2,7 +2,7 @@ import type { DcacheClient, RingView } from '@dcache/client';
 import { DcacheClientError } from '@dcache/client';
 import { type HashName, nodeIdFor, Ring, type RingNodeInput } from '@dcache/ring';
 import { CommandError, EXIT } from './errors.js';
-import { compareRings, type KeyMoves, type PlanNode } from './plan.js';
+import { compareRings, type RingComparison } from './plan.js';
 import type { DesiredNode } from './ring-file.js';
 
 /** One change `ring apply` makes, in the order it makes them. */
@@ -42,24 +42,12 @@ export type ApplyStep =
     };
 
 /** What `ring apply` would do (and, after it ran, what it did). */
-export interface ApplyPlan {
+export interface ApplyPlan extends RingComparison {
   /** The file the desired ring came from. */
   file: string;
-  /** Ring version the plan was computed on. */
-  ring_version: number;
-  hash: string;
-  hash_tag: string;
   /** False when the ring already matches the file. */
   changed: boolean;
   steps: ApplyStep[];
-  /** Active nodes before and after. */
-  nodes_before: number;
-  nodes_after: number;
-  /** The least fraction of keys any change from the shares before to those after moves. */
-  ideal_fraction: number;
-  nodes: PlanNode[];
-  synthetic: KeyMoves;
-  sample?: KeyMoves;
 }
 
 // Additions first (so that removing or draining never leaves the ring without an active
