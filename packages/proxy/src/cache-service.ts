@@ -23,9 +23,9 @@ export type { BatchOutcome, FailedMap };
  * A batch get's answer: its outcome, and per distinct key (in request order) the stored JSON
  * text or null (missing, or failed: see `failed`).
  */
-export interface BatchGetResult extends BatchOutcome {
+export interface BatchGetResult<V extends Value = string> extends BatchOutcome {
   keys: readonly string[];
-  values: readonly (string | null)[];
+  values: readonly (V | null)[];
   missing: string[];
 }
 
@@ -49,6 +49,8 @@ type Logger = { warn(obj: object, msg: string): void; info(obj: object, msg: str
 export interface CacheServiceDeps {
   router: Router;
   exec: Executor;
+  /** Values as Buffers on the nodes' binary-safe connections (the RESP front end's service). */
+  raw?: boolean;
   journal: StaleJournal;
   metrics: Metrics;
   log: Logger;
@@ -60,6 +62,16 @@ export interface CacheServiceDeps {
  * blocks, where a plain DEL would let it land. Never a stored value: values are JSON text.
  */
 export const TOMBSTONE = '\u0000dcache:deleted';
+const TOMBSTONE_BYTES = Buffer.from(TOMBSTONE);
+
+/** A stored value: JSON text on the REST side, bytes on the RESP side. */
+export type Value = string | Buffer;
+
+/** True when `v` is the tombstone a delete left (text or bytes). */
+export function isTombstone(v: Value | null | undefined): boolean {
+  if (typeof v === 'string') return v === TOMBSTONE;
+  return v != null && v.length === TOMBSTONE_BYTES.length && v.equals(TOMBSTONE_BYTES);
+}
 
 /** A key of a batch get left unfetched because the answer's byte budget was spent. */
 const OVER_BUDGET = Symbol('over budget');
@@ -68,20 +80,20 @@ const OVER_BUDGET = Symbol('over budget');
 const BULK = { chargeTimeout: false } as const;
 
 /** What a batch get fetched for a key: its raw value, nil, or OVER_BUDGET. */
-type Fetched = string | null | typeof OVER_BUDGET;
+type Fetched = Value | null | typeof OVER_BUDGET;
 
 /** Charge every stored value of `vals` to `budget`; one that does not fit becomes OVER_BUDGET. */
 function charge(vals: Fetched[], budget: AnswerBudget): Fetched[] {
   for (let j = 0; j < vals.length; j++) {
     const v = vals[j];
-    if (typeof v === 'string' && v !== TOMBSTONE && !budget.take(v)) vals[j] = OVER_BUDGET;
+    if (v != null && v !== OVER_BUDGET && !isTombstone(v) && !budget.take(v)) vals[j] = OVER_BUDGET;
   }
   return vals;
 }
 
 /** A stored value, or null for an absent or deleted key. */
-const live = (v: string | null | undefined): string | null =>
-  v === null || v === undefined || v === TOMBSTONE ? null : v;
+const live = <T extends Value>(v: T | null | undefined): T | null =>
+  v === null || v === undefined || isTombstone(v) ? null : v;
 
 /** The bounds of one batch get: its answer's value bytes and the keys of one MGET. */
 export interface BatchGetLimits {
@@ -104,10 +116,10 @@ class AnswerBudget {
     this.left = bytes;
   }
   /** True when `v` fits (and is charged); false spends the budget. */
-  take(v: string): boolean {
+  take(v: Value): boolean {
     if (this.spent) return false;
     // A JS string of n units is at most 3n UTF-8 bytes: count exactly only near the limit.
-    const n = v.length * 3 <= this.left ? v.length : Buffer.byteLength(v);
+    const n = typeof v !== 'string' || v.length * 3 <= this.left ? v.length : Buffer.byteLength(v);
     if (n > this.left) {
       this.spent = true;
       return false;
@@ -119,29 +131,32 @@ class AnswerBudget {
 
 type WriteOp =
   | { key: string; del: true }
-  | { key: string; del: false; value: string; ttlMs: number };
+  | { key: string; del: false; value: Value; ttlMs: number };
 
 /**
  * The data path: single-key and batch operations over the ring, with replication (R owners),
  * fallback reads, read repair, warm-up from the previous owner, and the stale-key journal.
  */
-export class CacheService {
+export class CacheService<V extends Value = string> {
   private readonly router: Router;
-  private readonly exec: Executor;
+  private readonly exec: Pick<Executor, 'run'>;
   private readonly journal: StaleJournal;
   private readonly m: Metrics;
   private readonly log: Logger;
 
   constructor(d: CacheServiceDeps) {
     this.router = d.router;
-    this.exec = d.exec;
+    const exec = d.exec;
+    this.exec = d.raw
+      ? { run: (node, op, fn, opts) => exec.run(node, op, fn, { ...opts, raw: true }) }
+      : exec;
     this.journal = d.journal;
     this.m = d.metrics;
     this.log = d.log;
   }
 
   /** Raw JSON text of `key`, or null when absent. */
-  get(key: string): Promise<string | null> {
+  get(key: string): Promise<V | null> {
     const r = this.router;
     // Fast path: one owner; a miss may still be on the previous owner during a warm-up window.
     if (r.replicas === 1) {
@@ -150,9 +165,9 @@ export class CacheService {
       const p = r.primaryOn(s, key);
       if (p === undefined) return Promise.reject(new DcacheError('NO_NODES'));
       return this.exec
-        .run(p, 'get', (c) => c.get(key))
+        .run(p, 'get', (c) => c.get(key) as Promise<V | null>)
         .then((v) =>
-          v === TOMBSTONE
+          isTombstone(v)
             ? null
             : v !== null
               ? v
@@ -162,7 +177,7 @@ export class CacheService {
     return this.getReplicated(key);
   }
 
-  private async getReplicated(key: string): Promise<string | null> {
+  private async getReplicated(key: string): Promise<V | null> {
     const route = this.router.route();
     const owners = route.owners(key);
     if (owners.length === 0) throw new DcacheError('NO_NODES');
@@ -170,16 +185,16 @@ export class CacheService {
     let answered = false;
     for (let i = 0; i < owners.length; i++) {
       const node = owners[i] as string;
-      let v: string | null;
+      let v: V | null;
       try {
-        v = await this.exec.run(node, 'get', (c) => c.get(key));
+        v = await this.exec.run(node, 'get', (c) => c.get(key) as Promise<V | null>);
       } catch (e) {
         lastErr = e as DcacheError;
         continue;
       }
       answered = true;
       // Deleted (a tombstone on an owner): the replicas after it hold nothing newer.
-      if (v === TOMBSTONE) return null;
+      if (isTombstone(v)) return null;
       if (v !== null) {
         if (i > 0) {
           this.m.fallbackReads.inc();
@@ -206,7 +221,7 @@ export class CacheService {
   }
 
   /** Store raw JSON text; resolves when the primary owner acknowledged. */
-  set(key: string, value: string, ttlMs: number): Promise<void> {
+  set(key: string, value: V, ttlMs: number): Promise<void> {
     const owners = this.router.owners(key);
     if (owners.length === 0) return Promise.reject(new DcacheError('NO_NODES'));
     this.journalize(this.router, key, owners);
@@ -221,7 +236,7 @@ export class CacheService {
     return primary.then(ignore);
   }
 
-  private setOn(node: string, key: string, value: string, ttlMs: number): Promise<unknown> {
+  private setOn(node: string, key: string, value: V, ttlMs: number): Promise<unknown> {
     return this.exec.run(node, 'set', (c) =>
       ttlMs > 0 ? c.set(key, value, 'PX', ttlMs) : c.set(key, value),
     );
@@ -271,12 +286,12 @@ export class CacheService {
   async batchGet(
     keys: readonly string[],
     limits: BatchGetLimits = UNBOUNDED,
-  ): Promise<BatchGetResult> {
+  ): Promise<BatchGetResult<V>> {
     const route = this.router.route();
     const unique = dedupe(keys);
     const n = unique.length;
     const budget = new AnswerBudget(limits.maxBytes);
-    const values = new Array<string | null>(n).fill(null);
+    const values = new Array<V | null>(n).fill(null);
     const codes = new Array<ErrorCode | undefined>(n);
     if (route.replicas === 1 && route.previous === undefined)
       await this.getPrimaries(route, unique, values, codes, limits.chunkKeys, budget);
@@ -289,7 +304,7 @@ export class CacheService {
     }
     this.m.hits.inc({ op: 'batch_get' }, hits);
     this.m.misses.inc({ op: 'batch_get' }, missing.length);
-    const res = outcome(unique, codes) as BatchGetResult;
+    const res = outcome(unique, codes) as BatchGetResult<V>;
     res.keys = unique;
     res.values = values;
     res.missing = missing;
@@ -300,7 +315,7 @@ export class CacheService {
   private async getPrimaries(
     route: Routing,
     unique: readonly string[],
-    values: (string | null)[],
+    values: (V | null)[],
     codes: (ErrorCode | undefined)[],
     chunkKeys: number,
     budget: AnswerBudget,
@@ -321,7 +336,7 @@ export class CacheService {
       for (const i of idx) {
         if (errs[i] !== undefined) codes[i] = codeOf(errs[i]);
         else if (raw[i] === OVER_BUDGET) codes[i] = 'RESPONSE_TOO_LARGE';
-        else values[i] = live(raw[i] as string | null);
+        else values[i] = live(raw[i] as V | null);
       }
   }
 
@@ -333,7 +348,7 @@ export class CacheService {
   private async getRounds(
     route: Routing,
     unique: readonly string[],
-    values: (string | null)[],
+    values: (V | null)[],
     codes: (ErrorCode | undefined)[],
     chunkKeys: number,
     budget: AnswerBudget,
@@ -381,11 +396,11 @@ export class CacheService {
             // A definite answer for this key: asking the next candidate would not fit either.
             codes[i] = 'RESPONSE_TOO_LARGE';
             missed[i] = 0;
-          } else if (v === TOMBSTONE) {
+          } else if (isTombstone(v)) {
             // Deleted: a definite miss, not a reason to ask the next candidate.
             missed[i] = 1;
           } else if (v !== null && v !== undefined) {
-            values[i] = v;
+            values[i] = v as V;
             codes[i] = undefined;
             if (round > 0) {
               if (copies) copies.push(i);
@@ -440,9 +455,7 @@ export class CacheService {
   }
 
   /** SET many keys: one pipeline per node, all nodes in parallel; a key fails when its primary did. */
-  batchSet(
-    items: readonly { key: string; value: string; ttlMs: number }[],
-  ): Promise<BatchWriteResult> {
+  batchSet(items: readonly { key: string; value: V; ttlMs: number }[]): Promise<BatchWriteResult> {
     return this.batchWrite(
       items.map((it) => ({ key: it.key, del: false, value: it.value, ttlMs: it.ttlMs })),
       'batch_set',
@@ -543,7 +556,7 @@ export class CacheService {
         } else if (primary || o.del) {
           // A delete counts when any copy existed (DEL's count, or the value a tombstone
           // replaced); a set when its primary acknowledged.
-          if (!o.del || (typeof val === 'number' ? val > 0 : live(val as string | null) !== null))
+          if (!o.del || (typeof val === 'number' ? val > 0 : live(val as Value | null) !== null))
             ok[i] = 1;
         }
       }
@@ -555,6 +568,21 @@ export class CacheService {
     ) as BatchWriteResult;
     out.count = count;
     return out;
+  }
+
+  /**
+   * Before a write of `key` on `owners` that does not go through this service (RESP commands
+   * forwarded as they are): journal it for away nodes and drop the previous owner's copy during
+   * a warm-up window, as `set` does.
+   */
+  noteWrite(route: Routing, key: string, owners: readonly string[]): void {
+    this.journalize(route, key, owners);
+    this.invalidatePrevious(key, owners);
+  }
+
+  /** A replica missed a write of `key` made outside this service: purge it before it is read. */
+  writeFailed(node: string, key: string, err: unknown): void {
+    this.replicaFailed(node, key, err);
   }
 
   /**
@@ -587,11 +615,11 @@ export class CacheService {
     key: string,
     current: string | undefined,
     prev: string | undefined,
-  ): Promise<string | null> {
+  ): Promise<V | null> {
     if (prev === undefined) return null;
-    let v: string | null;
+    let v: V | null;
     try {
-      v = live(await this.exec.run(prev, 'get', (c) => c.get(key)));
+      v = live(await this.exec.run(prev, 'get', (c) => c.get(key) as Promise<V | null>));
     } catch {
       this.m.warmupReads.inc({ result: 'miss' });
       return null;
@@ -605,7 +633,7 @@ export class CacheService {
     source: string,
     targets: readonly string[],
     key: string,
-    value: string,
+    value: V,
   ): Promise<void> {
     for (const t of targets) await this.copy(source, t, key, value, false);
   }
@@ -618,7 +646,7 @@ export class CacheService {
     source: string,
     hits: readonly number[],
     keys: readonly string[],
-    values: readonly (string | null)[],
+    values: readonly (V | null)[],
     cands: readonly string[][],
     prevOf: readonly (string | undefined)[],
   ): Promise<void> {
@@ -658,7 +686,7 @@ export class CacheService {
             const pl = c.pipeline();
             for (const i of list) {
               const key = keys[i] as string;
-              const value = values[i] as string;
+              const value = values[i] as V;
               const pttl = pttlOf.get(i) as number;
               if (pttl > 0) pl.set(key, value, 'PX', pttl, 'NX');
               else pl.set(key, value, 'NX');
@@ -681,7 +709,7 @@ export class CacheService {
     source: string,
     target: string,
     key: string,
-    value: string,
+    value: V,
     warmup: boolean,
   ): Promise<void> {
     try {

@@ -95,6 +95,47 @@ export const SETTINGS = [
     doc: 'Serve plain single-key GET/HEAD/PUT/DELETE on node:http ahead of Fastify (same answers, less CPU)',
   },
   {
+    path: 'resp.port',
+    kind: 'int',
+    def: 0,
+    min: 0,
+    max: 65535,
+    doc: 'Port of the RESP (Redis protocol) front end, e.g. 6380; 0 = off',
+  },
+  {
+    path: 'resp.host',
+    kind: 'string',
+    def: '',
+    doc: 'Address the RESP front end binds (empty = the same as server.host)',
+  },
+  {
+    path: 'resp.password',
+    kind: 'string',
+    def: '',
+    secret: true,
+    doc: 'Password RESP clients give with AUTH before any other command (empty = none asked)',
+  },
+  {
+    path: 'resp.username',
+    kind: 'string',
+    def: 'default',
+    doc: 'User name accepted by AUTH <user> <password> (ACL-style clients)',
+  },
+  {
+    path: 'resp.max_clients',
+    kind: 'int',
+    def: 10_000,
+    min: 1,
+    doc: 'RESP client connections served at once; more are answered -ERR max number of clients reached and closed',
+  },
+  {
+    path: 'resp.max_inflight',
+    kind: 'int',
+    def: 1_024,
+    min: 1,
+    doc: "Commands of one RESP client being served at once; past it the proxy stops reading that client's socket until replies go out",
+  },
+  {
     path: 'cache.addresses',
     kind: 'list',
     def: ['localhost:6379'],
@@ -439,6 +480,14 @@ export interface Config {
     trustedProxies: string[];
     fastPath: boolean;
   };
+  resp: {
+    port: number;
+    host: string;
+    password: string;
+    username: string;
+    maxClients: number;
+    maxInflight: number;
+  };
   cache: {
     addresses: string[];
     addressesAuthoritative: boolean;
@@ -715,6 +764,8 @@ function parseBytes(raw: unknown): number | undefined {
 const ADDRESS_RE = /^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/;
 
 function crossCheck(cfg: Config, nameOf: (path: string) => string): void {
+  if (cfg.resp.port !== 0 && cfg.resp.port === cfg.server.port)
+    throw new ConfigError(nameOf('resp.port'), `${cfg.resp.port} is also server.port`);
   for (const a of cfg.cache.addresses) {
     const m = ADDRESS_RE.exec(a);
     const port = m ? Number(m[1]) : 0;
@@ -814,6 +865,7 @@ function crossCheck(cfg: Config, nameOf: (path: string) => string): void {
 export function redact(cfg: Config): Config {
   return {
     ...cfg,
+    resp: { ...cfg.resp, password: cfg.resp.password ? '(set)' : '' },
     cache: { ...cfg.cache, password: cfg.cache.password ? '(set)' : '' },
     cluster: { ...cfg.cluster, token: cfg.cluster.token ? '(set)' : '' },
     admin: { ...cfg.admin, token: cfg.admin.token ? '(set)' : '' },

@@ -1,20 +1,12 @@
-import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { type Config, ConfigError, loadConfig, redact, unknownEnv, usage } from './config.js';
 import { createLogger } from './log.js';
 import { StateFileError } from './membership/state-file.js';
 import { startServer } from './server.js';
+import { version } from './version.js';
 
-/** The proxy's version (its package.json), or `unknown`. */
-export function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-    return String(pkg.version);
-  } catch {
-    return 'unknown';
-  }
-}
+export { version };
 
 /**
  * `--help`/`-h` and `--version` anywhere in argv: print and exit 0. True when handled (tests

@@ -35,6 +35,10 @@ export const REDIS_OPS = [
   'flushdb',
   'pttl',
   'exists',
+  'resp_read',
+  'resp_write',
+  'command',
+  'dbsize',
 ] as const;
 /** One of {@link REDIS_OPS}. */
 export type RedisOp = (typeof REDIS_OPS)[number];
@@ -475,6 +479,38 @@ export function createMetrics(opts: MetricsOptions = {}) {
     registers,
     collect: flushLocal,
   });
+  const resp = {
+    commands: new Counter<'command' | 'result'>({
+      name: 'dcache_resp_commands_total',
+      help: 'Commands answered by the RESP front end, by command (lower case; other: not in the table) and result (ok, error).',
+      labelNames: ['command', 'result'],
+      registers,
+      collect: flushLocal,
+    }),
+    duration: new Histogram<'command'>({
+      name: 'dcache_resp_command_duration_seconds',
+      help: 'Seconds from a RESP command being read to its reply being ready, by command.',
+      labelNames: ['command'],
+      buckets: HTTP_DURATION_BUCKETS,
+      registers,
+      collect: flushLocal,
+    }),
+    connections: new Gauge({
+      name: 'dcache_resp_connections',
+      help: 'RESP client connections open now.',
+      registers,
+    }),
+    connectionsDropped: new Counter({
+      name: 'dcache_resp_connections_dropped_total',
+      help: 'RESP client connections refused because resp.max_clients were open.',
+      registers,
+    }),
+    backpressure: new Counter({
+      name: 'dcache_resp_backpressure_total',
+      help: 'Times the RESP front end stopped reading a client (resp.max_inflight commands pending or its socket buffer full).',
+      registers,
+    }),
+  };
   let inflightNow = 0;
   new Gauge({
     name: 'dcache_http_inflight_requests',
@@ -588,6 +624,8 @@ export function createMetrics(opts: MetricsOptions = {}) {
     connectionsDropped,
     /** dcache_http_fast_path_requests_total. */
     fastPath,
+    /** The RESP front end: commands {command, result}, duration {command}, connections. */
+    resp,
     /** dcache_http_inflight_requests. */
     inflight,
     localCounter,

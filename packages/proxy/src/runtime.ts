@@ -94,6 +94,7 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     allow: new NodeAllowList(config.cache.allowedAddresses, opts.lookup),
     database: config.cache.database,
     poolSize: config.cache.poolSize,
+    rawPoolSize: config.resp.port !== 0 ? config.cache.poolSize : 0,
     maxPending: config.cache.maxPending,
     connectTimeout: config.cache.connectTimeout,
     reconnectMax: Math.min(config.health.retryInterval, 2_000),

@@ -9,6 +9,7 @@ import {
   initialMembership,
   setupCluster,
 } from './membership/cluster.js';
+import { type RespServer, startRespServer } from './resp/resp-server.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 
 /** A listening proxy. */
@@ -17,6 +18,8 @@ export interface RunningServer {
   rt: Runtime;
   /** `http://host:port` it listens on. */
   url: string;
+  /** The RESP front end, when resp.port is set. */
+  resp: RespServer | undefined;
   /**
    * Graceful stop: /health/ready answers 503 at once while requests are still served for
    * server.shutdown_delay, then refuse new work, drain in-flight requests (bounded), close Redis.
@@ -57,6 +60,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let cluster: Cluster | undefined;
   let app: FastifyInstance;
   let url: string;
+  let resp: RespServer | undefined;
+  let listening: FastifyInstance | undefined;
   try {
     cluster = init ? await setupCluster(rt, init) : undefined;
     const extra = (await opts.setup?.(rt)) ?? {};
@@ -74,7 +79,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     if (init) authoritativeAtStart(rt);
     const address = await app.listen({ host: config.server.host, port: config.server.port });
     url = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
+    listening = app;
+    if (config.resp.port !== 0) resp = await startRespServer(rt);
   } catch (e) {
+    // The HTTP side listens already when the RESP port cannot be had: stop it too.
+    await listening?.close().catch(() => {});
     await cluster?.stop().catch(() => {});
     await rt.close().catch(() => {});
     throw e;
@@ -99,7 +108,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           };
         });
       }
-      const drain = app.close();
+      const drain = Promise.all([app.close(), resp?.close()]);
       const limit = config.server.shutdownTimeout;
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
@@ -119,7 +128,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     })();
     return closing;
   };
-  return { app, rt, url, close, hurry: () => hurry() };
+  return { app, rt, url, resp, close, hurry: () => hurry() };
 }
 
 /** One warning at start when admin calls (flush, ring changes) need no token. */

@@ -27,6 +27,8 @@ export interface RunOptions {
    * charged to the node's health. Connection failures still are.
    */
   chargeTimeout?: boolean;
+  /** Use the node's binary-safe connection (bulk replies as Buffers): the RESP front end's. */
+  raw?: boolean;
 }
 
 /** Runs one Redis call on a node: times it, feeds passive health, maps failures to stable codes. */
@@ -97,7 +99,7 @@ export class Executor {
       }, this.deadlineMs);
       let p: Promise<T>;
       try {
-        p = fn(client.conn());
+        p = fn(opts?.raw === true ? client.rawConn() : client.conn());
       } catch (e) {
         fail(e);
         return;

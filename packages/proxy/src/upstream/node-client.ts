@@ -23,6 +23,11 @@ export interface NodeClientOptions {
   tls?: ConnectionOptions;
   /** Which addresses may get a connection at all (absent: any). */
   allow?: NodeAllowList;
+  /**
+   * Binary-safe connections (bulk replies as Buffers) for the RESP front end, made beside the
+   * `poolSize` text ones (0 or absent: none).
+   */
+  rawPoolSize?: number;
 }
 
 /**
@@ -37,6 +42,8 @@ export class NodeClient {
   readonly id: string;
   readonly address: string;
   private clients: RedisConnection[] = [];
+  /** Binary-safe connections (RESP front end); empty when it is off. */
+  private raw: RedisConnection[] = [];
   private cursor = 0;
   private rotating = false;
   private readonly opts: NodeClientOptions;
@@ -80,7 +87,7 @@ export class NodeClient {
     this.state = 'open';
     const opts = this.opts;
     const { host, port } = splitAddress(this.address);
-    const make = () =>
+    const make = (buffers: boolean) =>
       new RedisConnection({
         host,
         port,
@@ -98,13 +105,15 @@ export class NodeClient {
         ...(opts.reconnectMax !== undefined ? { reconnectMax: opts.reconnectMax } : {}),
         ...(opts.maxPending !== undefined ? { maxPending: opts.maxPending } : {}),
         name: 'dcache',
+        buffers,
       });
-    this.clients = Array.from({ length: opts.poolSize }, make);
+    this.clients = Array.from({ length: opts.poolSize }, () => make(false));
+    this.raw = Array.from({ length: opts.rawPoolSize ?? 0 }, () => make(true));
     // Surfaced per command and by the prober; the last one explains why a node cannot connect.
     // A generic error (ECONNRESET after a TLS alert, "Connection is closed") does not hide a
     // specific one (the alert, WRONGPASS) seen in the last STICKY_MS: each retry repeats the
     // specific one while its cause lasts, so once it stops the generic ones show again.
-    for (const c of this.clients) {
+    for (const c of [...this.clients, ...this.raw]) {
       c.on('error', (e: Error) => {
         const now = Date.now();
         if (errorClass(e.message) !== 'unavailable') this.specificAt = now;
@@ -158,6 +167,25 @@ export class NodeClient {
     return c;
   }
 
+  /**
+   * A binary-safe connection (bulk replies as Buffers) for the RESP front end: round-robin per
+   * event-loop turn like `conn()`. Fails like `conn()` while the node has no connections.
+   */
+  rawConn(): RedisConnection {
+    const n = this.raw.length;
+    if (n === 0) {
+      if (this.clients.length === 0) throw this.noConnection();
+      throw new Error('no binary-safe connections: the RESP front end is off');
+    }
+    let c = this.raw[this.cursor % n] as RedisConnection;
+    if (c.status !== 'ready') c = this.raw.find((x) => x.status === 'ready') ?? c;
+    if (!this.rotating && this.clients.length > 1) {
+      this.rotating = true;
+      setImmediate(this.rotate);
+    }
+    return c;
+  }
+
   private readonly rotate = (): void => {
     this.cursor = (this.cursor + 1) % this.clients.length;
     this.rotating = false;
@@ -193,7 +221,7 @@ export class NodeClient {
   async close(): Promise<void> {
     this.state = 'closed';
     this.wake(false);
-    await Promise.all(this.clients.map((c) => c.close(500)));
+    await Promise.all([...this.clients, ...this.raw].map((c) => c.close(500)));
   }
 }
 

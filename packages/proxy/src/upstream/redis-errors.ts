@@ -14,6 +14,14 @@ export function classifyRedisError(err: unknown): ErrorCode {
   return 'NODE_UNAVAILABLE';
 }
 
+/**
+ * True for an error reply that says the node cannot serve (not loaded, no auth, demoted, out of
+ * memory, failing saves, busy script): a failure of the node, not an answer to pass on.
+ */
+export function isUnhealthyReply(err: Error): boolean {
+  return /^(NOAUTH|LOADING|MASTERDOWN|BUSY|READONLY|MISCONF|OOM)\b/.test(err.message);
+}
+
 /** A DcacheError for a failed Redis call on `node`. */
 export function redisError(node: string, err: unknown): DcacheError {
   const code = classifyRedisError(err);

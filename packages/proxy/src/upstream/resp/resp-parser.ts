@@ -32,6 +32,8 @@ interface Frame {
 export interface RespParserOptions {
   /** Bulk strings as Buffers (binary-safe) instead of UTF-8 strings. */
   buffers?: boolean;
+  /** Longest bulk string accepted (default 512 MiB, Redis' ceiling); longer is a ProtocolError. */
+  maxBulk?: number;
 }
 
 /**
@@ -52,11 +54,13 @@ export class RespParser {
   private need = 0;
   private readonly stack: Frame[] = [];
   private readonly buffers: boolean;
+  private readonly maxBulk: number;
   private readonly onReply: (r: Reply) => void;
 
   constructor(onReply: (r: Reply) => void, opts: RespParserOptions = {}) {
     this.onReply = onReply;
     this.buffers = opts.buffers === true;
+    this.maxBulk = opts.maxBulk ?? MAX_BULK;
   }
 
   /** Parse what `chunk` completes; throws ProtocolError on bytes that are not RESP2. */
@@ -112,7 +116,7 @@ export class RespParser {
             this.pos = eol + 2;
             break;
           }
-          if (n > MAX_BULK) throw new ProtocolError(`RESP bulk length ${n} too large`);
+          if (n > this.maxBulk) throw new ProtocolError(`RESP bulk length ${n} too large`);
           const from = eol + 2;
           const to = from + n;
           if (to + 2 > len) {
