@@ -54,6 +54,15 @@ const EXPECTED: Record<string, string> = {
   inflight: 'dcache_http_inflight_requests',
 };
 
+/** The RESP front end's series (the `resp` group). */
+const RESP_METRICS = [
+  'dcache_resp_commands_total',
+  'dcache_resp_command_duration_seconds',
+  'dcache_resp_connections',
+  'dcache_resp_connections_dropped_total',
+  'dcache_resp_backpressure_total',
+];
+
 /** Touches every metric so that labelled series appear in the exposition text. */
 function exercise(m: Metrics): void {
   m.observeHttp('/api/v1/cache/:key', 'GET', 200, 0.002);
@@ -88,6 +97,11 @@ function exercise(m: Metrics): void {
   m.peers.set(1);
   m.membershipChanges.inc({ source: 'admin' });
   m.rateLimited.inc();
+  m.resp.commands.inc({ command: 'get', result: 'ok' });
+  m.resp.duration.observe({ command: 'get' }, 0.0004);
+  m.resp.connections.inc();
+  m.resp.connectionsDropped.inc();
+  m.resp.backpressure.inc();
 }
 
 describe('statusClass', () => {
@@ -107,7 +121,8 @@ describe('createMetrics', () => {
     const m = createMetrics({ defaultMetrics: false });
     const json = await m.register.getMetricsAsJSON();
     const byName = new Map(json.map((x) => [x.name, x]));
-    expect(json.length).toBe(Object.keys(EXPECTED).length + 2); // + http counter and histogram
+    // + the http counter and histogram, and the five series of the RESP front end's group
+    expect(json.length).toBe(Object.keys(EXPECTED).length + 2 + RESP_METRICS.length);
     for (const x of json) {
       expect(x.name.startsWith('dcache_'), x.name).toBe(true);
       expect(x.help.length, `${x.name} help`).toBeGreaterThan(10);
@@ -119,6 +134,7 @@ describe('createMetrics', () => {
     }
     expect(byName.has('dcache_http_requests_total')).toBe(true);
     expect(byName.has('dcache_http_request_duration_seconds')).toBe(true);
+    for (const name of RESP_METRICS) expect(byName.has(name), name).toBe(true);
   });
 
   it('exposes series that dashboards need before the first event', async () => {
