@@ -78,6 +78,11 @@ function norm(r: Raw): unknown {
   return r;
 }
 
+/** A reply for the failure report: errors in full. */
+function show(r: Raw): string {
+  return r instanceof Error ? `-${r.message}` : JSON.stringify(norm(r));
+}
+
 /** Compare one reply pair; TTLs compare as ranges (both expired/persistent, or both within 10 s). */
 function same(cmd: Cmd, got: Raw, want: Raw): boolean {
   if (cmd[0] === 'TTL' && typeof got === 'number' && typeof want === 'number') {
@@ -123,7 +128,7 @@ describe(`differential: dcache (3 nodes) vs one redis-server, seed ${SEED}`, () 
         cmds.forEach((cmd, i) => {
           if (!same(cmd, got[i] as Raw, want[i] as Raw))
             diffs.push(
-              `#${i} ${cmd.join(' ')}: dcache ${JSON.stringify(norm(got[i] as Raw))} redis ${JSON.stringify(norm(want[i] as Raw))}`,
+              `#${i} ${cmd.join(' ')}: dcache ${show(got[i] as Raw)} redis ${show(want[i] as Raw)}`,
             );
         });
         expect(diffs.slice(0, 20)).toEqual([]);

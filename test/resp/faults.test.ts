@@ -102,7 +102,7 @@ describe('refused and wrong commands answer errors; the connection stays usable'
     expect(text(pong as Raw)).toBe('hi');
   });
 
-  it('keys on two nodes → -CROSSSLOT; the same with a hash tag on one node is served', async () => {
+  it('keys on two nodes → -CROSSSLOT and nothing moves; two keys on one node are served', async () => {
     // Two keys on different nodes (found by where SET put them).
     const where = new Map<string, string>();
     for (let i = 0; i < 30; i++) {
@@ -116,7 +116,14 @@ describe('refused and wrong commands answer errors; the connection stays usable'
     expect(errMessage(r)).toMatch(/^CROSSSLOT Keys in request don't hash to the same node/);
     // Nothing moved.
     expect(text(await c.call('GET', a))).toBe('0');
+    expect(text(await c.call('GET', b))).toBe(b.slice(3));
     expect(await c.call('PING')).toBe('PONG');
+    // Both keys on one node: forwarded.
+    const same = [...where.keys()].find((k) => k !== a && where.get(k) === where.get(a)) as string;
+    expect(same).toBeDefined();
+    expect(await c.call('RENAME', a, same)).toBe('OK');
+    expect(text(await c.call('GET', same))).toBe('0');
+    expect(await c.call('EXISTS', a)).toBe(0);
   });
 
   it('HELLO 3 → -NOPROTO; HELLO 2 answers; SELECT 1 → -ERR, SELECT 0 → OK', async () => {
@@ -182,6 +189,11 @@ describe('one of 3 nodes SIGKILLed', () => {
     expect(dead.size).toBeLessThan(keys.length);
     expect(await routingOf(dc.url, victim.address)).toBe('up');
 
+    // The stable parts of the contract's `-ERR node <id> unavailable (NODE_UNAVAILABLE)`: the
+    // node's id and the code (a detail between them is allowed).
+    const nodeDown = new RegExp(
+      `^ERR node ${victim.address.replace(/\./g, '\\.')}\\b.*\\((NODE_UNAVAILABLE|NODE_TIMEOUT)\\)$`,
+    );
     await victim.kill();
     const mget = await c.call('MGET', ...keys);
     const deadKey = [...dead][0] as string;
@@ -196,17 +208,16 @@ describe('one of 3 nodes SIGKILLed', () => {
     keys.forEach((k, i) => {
       const r = arr[i] as Raw;
       if (dead.has(k)) {
-        if (!(r instanceof Error) || !/^ERR node .* (unavailable|timed out)/.test(r.message))
+        if (!(r instanceof Error) || !nodeDown.test(r.message))
           wrong.push(`${k} (dead node): ${JSON.stringify(text(r))}`);
       } else if (text(r) !== `v-${k}`) wrong.push(`${k}: ${JSON.stringify(text(r))}`);
     });
-    expect(wrong).toEqual([]);
-    expect(errMessage(single as Raw)).toMatch(
-      /^ERR node \S+ (unavailable \(NODE_UNAVAILABLE\)|timed out \(NODE_TIMEOUT\))/,
-    );
+    // Soft: a wording difference is reported, and the re-route half below still runs.
+    expect.soft(wrong).toEqual([]);
+    expect.soft(errMessage(single as Raw)).toMatch(nodeDown);
     expect(pong).toBe('PONG');
     // A count would be wrong with a node down: multi-key integer commands fail whole.
-    expect(errMessage(await c.call('EXISTS', ...keys))).toMatch(/^ERR/);
+    expect.soft(errMessage(await c.call('EXISTS', ...keys))).toMatch(/^ERR/);
     expect(c.closed).toBe(false);
 
     await waitFor(async () => (await routingOf(dc.url, victim.address)) !== 'up', {
