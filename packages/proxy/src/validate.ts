@@ -114,3 +114,23 @@ export function checkKeyList(body: unknown, maxKeys: number, maxKeyBytes: number
   }
   return keys as string[];
 }
+
+/** First characters JSON text can start with: { [ " - 0-9 t f n. */
+const JSON_START = /^[[{"\-0-9tfn]/;
+
+/**
+ * A stored value as JSON text for a REST answer. Values the REST API stored are JSON already and
+ * are spliced in as they are; one written another way (a RESP client, a tool talking to the node)
+ * that is not JSON is answered as a JSON string of its text. `strict` (the RESP front end is on,
+ * so any bytes may be stored) checks with a full parse; otherwise the first character decides.
+ */
+export function asJsonText(raw: string, strict: boolean): string {
+  if (!JSON_START.test(raw)) return JSON.stringify(raw);
+  if (!strict) return raw;
+  try {
+    JSON.parse(raw);
+    return raw;
+  } catch {
+    return JSON.stringify(raw);
+  }
+}

@@ -1,6 +1,6 @@
 import { DcacheError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
-import { checkKey, checkObject, checkTtl, serializeValue } from '../validate.js';
+import { asJsonText, checkKey, checkObject, checkTtl, serializeValue } from '../validate.js';
 
 /**
  * The core of the single-key routes, for every front end (Fastify's routes and the node:http fast
@@ -24,6 +24,8 @@ export function singleKeyOps(rt: Runtime): SingleKeyOps {
   const maxKey = config.limits.maxKeyBytes;
   const maxValue = config.limits.maxValueBytes;
   const defaultTtl = config.cache.defaultTtl;
+  // With the RESP front end on, any bytes may be stored under a key: check values fully.
+  const strictJson = config.resp.port !== 0;
   const hitGet = metrics.localCounter(metrics.hits, { op: 'get' });
   const missGet = metrics.localCounter(metrics.misses, { op: 'get' });
   const hitHead = metrics.localCounter(metrics.hits, { op: 'head' });
@@ -42,8 +44,8 @@ export function singleKeyOps(rt: Runtime): SingleKeyOps {
           throw new DcacheError('KEY_NOT_FOUND');
         }
         hitGet.inc();
-        // The stored text is already JSON: splice it in, never parse and re-serialise it.
-        return `{"key":${JSON.stringify(key)},"value":${raw}}`;
+        // The stored text is already JSON: splice it in, never re-serialise it.
+        return `{"key":${JSON.stringify(key)},"value":${asJsonText(raw, strictJson)}}`;
       });
     },
     async head(k) {

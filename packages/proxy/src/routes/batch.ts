@@ -2,7 +2,14 @@ import type { FastifyInstance } from 'fastify';
 import type { BatchOutcome } from '../cache-service.js';
 import { DcacheError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
-import { checkKey, checkKeyList, checkObject, checkTtl, serializeValue } from '../validate.js';
+import {
+  asJsonText,
+  checkKey,
+  checkKeyList,
+  checkObject,
+  checkTtl,
+  serializeValue,
+} from '../validate.js';
 import { errorSchema, failedSchema, ttlSchema } from './schemas.js';
 
 /** Body of a batch GET (documentation only: the route splices stored JSON text itself). */
@@ -39,6 +46,7 @@ const failedErrorSchema = {
 export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
   const { cache, config, metrics } = rt;
   const { maxBatchKeys, maxKeyBytes, maxValueBytes, maxValueDepth } = config.limits;
+  const strictJson = config.resp.port !== 0;
   // An MGET carries at most about one answer's worth of the largest values (16..256 keys).
   const getLimits = {
     maxBytes: config.limits.maxBatchResponseBytes,
@@ -148,7 +156,7 @@ export function batchRoutes(app: FastifyInstance, rt: Runtime): void {
       for (let i = 0; i < ks.length; i++) {
         const v = values[i];
         if (v === null || v === undefined) continue;
-        items += `${items === '' ? '' : ','}${JSON.stringify(ks[i])}:${v}`;
+        items += `${items === '' ? '' : ','}${JSON.stringify(ks[i])}:${asJsonText(v, strictJson)}`;
       }
       const text = `{"items":{${items}},"missing":${JSON.stringify(res.missing)},"failed":${JSON.stringify(res.failed)}}`;
       return reply
