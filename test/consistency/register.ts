@@ -5,11 +5,14 @@
  * began. Each key has one writer at a time writing increasing sequence numbers, so "older" is a
  * smaller number, and a write's acknowledgement orders it before every later call.
  */
+import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
 
 /** One recorded call. */
 export interface Op {
   kind: 'put' | 'del' | 'get';
+  /** Set when the call went over RESP (else HTTP). */
+  resp?: true;
   key: string;
   /** The sequence number written (put/del), or read (get; undefined on a miss). */
   seq: number | undefined;
@@ -77,6 +80,34 @@ async function http(
   }
 }
 
+/**
+ * One call over RESP with the answer shaped as the HTTP one: 200 with the REST body on a hit or
+ * an acknowledged write, 404 on a miss (or a DEL of nothing), 503 with the `(CODE)` an error
+ * reply names, 0 when no answer came. Never throws.
+ */
+async function resp(
+  c: Redis,
+  kind: 'get' | 'put' | 'del',
+  key: string,
+  seq: number,
+): Promise<{ status: number; text: string }> {
+  try {
+    if (kind === 'get') {
+      const v = await c.get(key);
+      return v === null ? { status: 404, text: '' } : { status: 200, text: `{"value":${v}}` };
+    }
+    if (kind === 'put') {
+      await c.set(key, String(seq));
+      return { status: 200, text: '' };
+    }
+    return (await c.del(key)) > 0 ? { status: 200, text: '' } : { status: 404, text: '' };
+  } catch (e) {
+    const m = /\(([A-Z_]+)\)/.exec((e as Error).message);
+    const code = m?.[1] ?? ((e as Error).name === 'ReplyError' ? 'RESP_ERROR' : 'NO_ANSWER');
+    return { status: code === 'NO_ANSWER' ? 0 : 503, text: JSON.stringify({ error: { code } }) };
+  }
+}
+
 /** Options of a workload. */
 export interface WorkloadOptions {
   urls: readonly string[];
@@ -87,6 +118,11 @@ export interface WorkloadOptions {
   deleteEvery?: number;
   /** Proxy that writes key i (default i % proxies). */
   writerOf?: (keyIndex: number) => number;
+  /**
+   * RESP ports of the proxies (DC_RESP_PORT): when given, writers of odd keys and odd readers
+   * talk RESP, the others HTTP, so both front ends read and write the same keys.
+   */
+  respPorts?: readonly number[];
 }
 
 /** Writers and readers running until `stop()`; `phase` labels what they record. */
@@ -98,6 +134,8 @@ export class Workload {
   private running = true;
   private readonly loops: Promise<void>[] = [];
   private readonly t0 = performance.now();
+  /** RESP connections by proxy (only with `respPorts`). */
+  private readonly clients: Redis[] = [];
   /** Wall clock of the workload's time 0 (proxies log wall-clock times). */
   readonly epoch = Date.now();
 
@@ -120,6 +158,20 @@ export class Workload {
   async stop(): Promise<void> {
     this.running = false;
     await Promise.all(this.loops);
+    for (const c of this.clients) c.disconnect();
+  }
+
+  /** A RESP client of `proxy` when the call should go over RESP (`odd`), else undefined. */
+  private respOf(proxy: number, odd: boolean): Redis | undefined {
+    const port = this.o.respPorts?.[proxy];
+    if (port === undefined || !odd) return undefined;
+    let c = this.clients[proxy];
+    if (!c) {
+      c = new Redis({ port, host: '127.0.0.1', commandTimeout: 5_000, maxRetriesPerRequest: 0 });
+      c.on('error', () => {});
+      this.clients[proxy] = c;
+    }
+    return c;
   }
 
   /** Note a step of the scenario (a fault, a wait that ended). */
@@ -142,8 +194,10 @@ export class Workload {
     proxy: number,
     phase: string,
     r: { status: number; text: string; epoch?: number },
+    viaResp = false,
   ): void {
     this.ops.push({
+      ...(viaResp ? { resp: true as const } : {}),
       kind,
       key,
       seq,
@@ -159,35 +213,40 @@ export class Workload {
 
   private async writer(key: string, proxy: number): Promise<void> {
     const url = `${this.o.urls[proxy]}/api/v1/cache/${encodeURIComponent(key)}`;
+    const rc = this.respOf(proxy, this.o.keys.indexOf(key) % 2 === 1);
     const every = this.o.deleteEvery ?? 0;
     for (let seq = 1; this.running; seq++) {
       const del = every > 0 && seq % every === 0;
       const phase = this.phase;
       const start = this.now();
-      const r = del ? await http(url, 'DELETE') : await http(url, 'PUT', { value: seq });
+      const r = rc
+        ? await resp(rc, del ? 'del' : 'put', key, seq)
+        : del
+          ? await http(url, 'DELETE')
+          : await http(url, 'PUT', { value: seq });
       const end = this.now();
       // A delete of an absent key (404) is acknowledged as well: the key is absent after it.
       const ok = r.status === 200 || (del && r.status === 404);
-      this.record(del ? 'del' : 'put', key, seq, ok, start, end, proxy, phase, r);
+      this.record(del ? 'del' : 'put', key, seq, ok, start, end, proxy, phase, r, rc !== undefined);
       if (!ok) await pause(5);
     }
   }
 
   private async reader(proxy: number, r: number): Promise<void> {
     const { keys } = this.o;
+    const rc = this.respOf(proxy, r % 2 === 1);
     for (let i = r; this.running; i++) {
       const key = keys[(i * 7 + proxy) % keys.length] as string;
       const phase = this.phase;
       const start = this.now();
-      const res = await http(
-        `${this.o.urls[proxy]}/api/v1/cache/${encodeURIComponent(key)}`,
-        'GET',
-      );
+      const res = rc
+        ? await resp(rc, 'get', key, 0)
+        : await http(`${this.o.urls[proxy]}/api/v1/cache/${encodeURIComponent(key)}`, 'GET');
       const end = this.now();
       let seq: number | undefined;
       if (res.status === 200) seq = (JSON.parse(res.text) as { value: number }).value;
       const ok = res.status === 200 || res.status === 404;
-      this.record('get', key, seq, ok, start, end, proxy, phase, res);
+      this.record('get', key, seq, ok, start, end, proxy, phase, res, rc !== undefined);
       if (!ok) await pause(5);
     }
   }

@@ -4,6 +4,7 @@
  * The tables printed ([consistency] lines) are the figures of docs/reliability.md.
  */
 import {
+  freePort,
   type ProxyCluster,
   type RedisCluster,
   startProxyCluster,
@@ -29,13 +30,14 @@ async function scenario(
   urls: readonly string[],
   keys: readonly string[],
   fault: (w: Workload) => Promise<void>,
-  opts: { readersPerProxy?: number; deleteEvery?: number } = {},
+  opts: { readersPerProxy?: number; deleteEvery?: number; respPorts?: readonly number[] } = {},
 ): Promise<{ stale: number; ops: Op[] }> {
   const w = new Workload({
     urls,
     keys,
     readersPerProxy: opts.readersPerProxy ?? 3,
     deleteEvery: opts.deleteEvery ?? 7,
+    ...(opts.respPorts ? { respPorts: opts.respPorts } : {}),
   });
   // Every proxy's routing changes go into the events that explain a stale read.
   const sampler = new AgreementSampler(urls, (i, r) => w.event(`p${i} ${viewSummary(r)}`));
@@ -300,6 +302,78 @@ describe('three peered proxies, R=2', () => {
         await waitRouting(urls, x, 'up');
       },
       { readersPerProxy: 2 },
+    );
+    expect(r.stale).toBe(0);
+  });
+});
+
+describe('RESP and HTTP clients on the same keys: 2 peered proxies, asymmetric health (F=1, F=50)', () => {
+  let redis: RedisCluster;
+  let cluster: ProxyCluster;
+  let urls: string[];
+  let respPorts: number[];
+  let x: string;
+  let keys: string[];
+
+  afterAll(async () => {
+    await cluster?.close();
+    await redis?.stopAll();
+  });
+
+  it('starts', async () => {
+    redis = await startRedisCluster(3);
+    respPorts = [await freePort(), await freePort()];
+    cluster = await startProxyCluster({
+      proxies: 2,
+      addresses: redis.addresses,
+      env: CONSISTENCY_ENV,
+      envOf: (i) => ({
+        DC_HEALTH_FAILURE_THRESHOLD: i === 0 ? '1' : '50',
+        DC_RESP_PORT: String(respPorts[i]),
+      }),
+    });
+    urls = cluster.proxies.map((p) => p.url);
+    x = redis.addresses[1] as string;
+    await waitAgree(urls);
+    keys = await keysOwnedBy(urls[0] as string, x, 12, 'resp');
+    expect(keys).toHaveLength(12);
+  });
+
+  it('X SIGKILLed and restarted empty: 0 stale reads over RESP and HTTP', async () => {
+    const node = redis.nodes[1]!;
+    const r = await scenario(
+      'resp+http: sigkill + restart empty (2 proxies)',
+      urls,
+      keys,
+      async () => {
+        await node.kill();
+        await waitRouting(urls, x, 'out');
+        await pause(500);
+        await node.restart();
+        await waitRouting(urls, x, 'up');
+      },
+      { respPorts },
+    );
+    // The RESP half really ran: reads and writes over RESP were recorded and acknowledged.
+    expect(r.ops.filter((o) => o.resp && o.kind === 'get' && o.ok).length).toBeGreaterThan(50);
+    expect(r.ops.filter((o) => o.resp && o.kind === 'put' && o.ok).length).toBeGreaterThan(50);
+    expect(r.stale).toBe(0);
+  });
+
+  it('X SIGSTOPped until ejected everywhere, continued with its old data: 0 stale reads over RESP and HTTP', async () => {
+    const node = redis.nodes[1]!;
+    const r = await scenario(
+      'resp+http: long sigstop, old data back (2 proxies)',
+      urls,
+      keys,
+      async () => {
+        node.stop();
+        await waitRouting(urls, x, 'out');
+        await pause(1_000);
+        node.cont();
+        await waitRouting(urls, x, 'up');
+      },
+      { respPorts },
     );
     expect(r.stale).toBe(0);
   });
