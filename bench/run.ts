@@ -9,6 +9,7 @@ import { cleanupAll } from '@dcache/test-utils';
 import { batchGet } from './cases/batch.js';
 import { fault } from './cases/fault.js';
 import { memory } from './cases/memory.js';
+import { respCase } from './cases/resp.js';
 import { ringLookup } from './cases/ring.js';
 import { scale } from './cases/scale.js';
 import { singleKey } from './cases/single.js';
@@ -25,6 +26,7 @@ const CASES: Record<string, (ctx: BenchContext) => Promise<CaseResult>> = {
   ring: ringLookup,
   memory,
   fault,
+  resp: respCase,
 };
 
 function arg(name: string): string | undefined {
