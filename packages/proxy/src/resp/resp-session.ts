@@ -16,13 +16,17 @@ export interface SessionHost {
 
 const PENDING = Symbol('pending');
 
+/** Reply bytes waiting for the next write beyond which no further command is started. */
+const HIGH_WATER = 4 * 1024 * 1024;
+
 let nextId = 1;
 
 /**
  * One RESP client connection: commands parsed from the socket, answered concurrently, replies
  * written strictly in request order. Replies ready in one event-loop turn leave in one write.
- * Backpressure: at `maxInflight` commands unanswered, or while the socket's buffer is full, the
- * socket is not read until replies go out.
+ * Backpressure: at most `maxInflight` commands are being answered at once, none is started while
+ * the client does not read its replies (socket buffer full), and the socket is not read while
+ * `maxInflight` parsed commands wait to start.
  */
 export class RespSession {
   readonly id = nextId++;
@@ -39,6 +43,11 @@ export class RespSession {
   private slots: (Out | typeof PENDING)[] = [];
   private head = 0;
   private out: Buffer[] = [];
+  private outBytes = 0;
+  /** Commands parsed and not started yet (from waitHead on). */
+  private waiting: Buffer[][] = [];
+  private waitHead = 0;
+  private pumping = false;
   private flushQueued = false;
   private readingPaused = false;
   private closing = false;
@@ -50,7 +59,7 @@ export class RespSession {
     this.parser = new RespParser(this.onRequest, { buffers: true, maxBulk: host.maxBulk });
     socket.setNoDelay(true);
     socket.on('data', this.onData);
-    socket.on('drain', this.resume);
+    socket.on('drain', this.onDrain);
     socket.on('error', () => {});
   }
 
@@ -93,7 +102,41 @@ export class RespSession {
       );
       return;
     }
-    const args = r as Buffer[];
+    this.waiting.push(r as Buffer[]);
+    this.pump();
+    // Commands parsed but not started are held here; past a limit, stop reading the socket.
+    if (this.waiting.length >= this.host.maxInflight) this.pause();
+  };
+
+  /** Commands being answered (dispatched, reply not written yet). */
+  private get inflight(): number {
+    return this.slots.length - this.head;
+  }
+
+  /**
+   * Start waiting commands while fewer than maxInflight are being answered and the client reads
+   * its replies: a client that pipelines deeply or stops reading holds at most maxInflight
+   * replies in the proxy, never its whole backlog.
+   */
+  private pump(): void {
+    const max = this.host.maxInflight;
+    while (this.waitHead < this.waiting.length && this.inflight < max && !this.congested()) {
+      const args = this.waiting[this.waitHead++] as Buffer[];
+      this.start(args);
+      if (this.closing) break;
+    }
+    if (this.waitHead === this.waiting.length) {
+      this.waiting = [];
+      this.waitHead = 0;
+    }
+    if (this.readingPaused) this.resume();
+  }
+
+  private congested(): boolean {
+    return this.socket.writableNeedDrain || (this.out.length > 0 && this.outBytes > HIGH_WATER);
+  }
+
+  private start(args: Buffer[]): void {
     const idx = this.slots.length;
     this.slots.push(PENDING);
     const started = performance.now();
@@ -103,15 +146,13 @@ export class RespSession {
     } catch (e) {
       res = asError(e);
     }
-    if (res instanceof Promise) {
+    if (res instanceof Promise)
       res.then(
         (v) => this.fill(idx, args, v, started),
         (e: unknown) => this.fill(idx, args, asError(e), started),
       );
-      if (!this.readingPaused && this.slots.length - this.head >= this.host.maxInflight)
-        this.pause();
-    } else this.fill(idx, args, res, started);
-  };
+    else this.fill(idx, args, res, started);
+  }
 
   private fill(idx: number, args: Buffer[], v: Out, started: number): void {
     this.host.observe(args, v, started);
@@ -119,10 +160,12 @@ export class RespSession {
     if (idx !== this.head) return;
     const slots = this.slots;
     let h = this.head;
+    const before = this.out.length;
     while (h < slots.length && slots[h] !== PENDING) {
       encode(slots[h] as Out, this.out);
       h++;
     }
+    for (let i = before; i < this.out.length; i++) this.outBytes += (this.out[i] as Buffer).length;
     if (h === slots.length) {
       this.slots = [];
       this.head = 0;
@@ -131,7 +174,16 @@ export class RespSession {
       this.flushQueued = true;
       setImmediate(this.flush);
     }
-    if (this.readingPaused && this.slots.length - this.head < this.host.maxInflight) this.resume();
+    // Replies left the in-flight window: start more (a synchronous reply re-enters here
+    // through start(); pump's loop handles that one).
+    if (!this.pumping) {
+      this.pumping = true;
+      try {
+        this.pump();
+      } finally {
+        this.pumping = false;
+      }
+    }
   }
 
   private readonly flush = (): void => {
@@ -139,9 +191,11 @@ export class RespSession {
     const out = this.out;
     if (out.length === 0 || this.socket.destroyed) return;
     this.out = [];
-    const ok = this.socket.write(out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out));
-    if (this.closing && this.slots.length === this.head) this.socket.end();
-    else if (!ok) this.pause();
+    this.outBytes = 0;
+    this.socket.write(out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out));
+    if (this.closing && this.inflight === 0) this.socket.end();
+    else if (this.socket.writableNeedDrain) this.pause();
+    else this.pump();
   };
 
   private pause(): void {
@@ -151,12 +205,17 @@ export class RespSession {
     this.host.paused();
   }
 
-  private readonly resume = (): void => {
-    if (!this.readingPaused) return;
-    if (this.slots.length - this.head >= this.host.maxInflight) return;
+  /** Read the socket again once its commands are started and its replies are being read. */
+  private resume(): void {
+    if (!this.readingPaused || this.closing) return;
+    if (this.waiting.length - this.waitHead >= this.host.maxInflight) return;
     if (this.socket.writableNeedDrain) return;
     this.readingPaused = false;
     this.socket.resume();
+  }
+
+  private readonly onDrain = (): void => {
+    this.pump();
   };
 }
 

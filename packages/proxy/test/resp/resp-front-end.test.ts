@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { freePort, type RedisCluster, startRedisCluster } from '@dcache/test-utils';
-import Redis from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProxy, type TestProxy } from '../helpers.js';
 
@@ -109,6 +109,43 @@ describe('RESP front end in one process with the REST API', () => {
     const got = await exchange(port, 'PING\r\n');
     expect(got).toMatch(/^-ERR Protocol error: /);
   });
+
+  it('stops reading a client that does not read its replies, and serves it once it does', async () => {
+    const big = Buffer.alloc(256 * 1024, 7);
+    await client.set('big', big);
+    const n = 400;
+    const s = connect(port, '127.0.0.1');
+    await new Promise<void>((r) => s.once('connect', () => r()));
+    s.pause();
+    const cmd = Buffer.from('*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n');
+    s.write(Buffer.concat(Array.from({ length: n }, () => cmd)));
+    // 400 replies of 256 KiB (100 MiB) cannot all sit in socket buffers: the proxy must pause.
+    const paused = async () =>
+      /dcache_resp_backpressure_total [1-9]/.test((await proxy.req('GET', '/metrics')).text);
+    const until = Date.now() + 20_000;
+    while (!(await paused())) {
+      if (Date.now() > until) throw new Error('the proxy never stopped reading the client');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Now read everything: every reply arrives, whole and in order.
+    const want = n * (big.length + `$${big.length}\r\n`.length + 2);
+    let got = 0;
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`only ${got} of ${want} bytes`)), 60_000);
+      s.on('data', (d: Buffer) => {
+        got += d.length;
+        if (got >= want) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+      s.resume();
+    });
+    expect(got).toBe(want);
+    // One client's backlog is its own: no node was charged for it.
+    expect([...proxy.server.rt.router.excluded]).toEqual([]);
+    s.destroy();
+  }, 90_000);
 
   it('QUIT answers OK and closes', async () => {
     expect(await exchange(port, '*1\r\n$4\r\nQUIT\r\n')).toBe('+OK\r\n');
