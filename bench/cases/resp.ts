@@ -74,6 +74,7 @@ interface Target {
   name: 'dcache' | 'nutcracker';
   port: number;
   pid: number;
+  proc: TestProcess;
 }
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
@@ -115,7 +116,13 @@ async function bench(
     'taskset',
     ['-c', String(CORES.load), 'redis-benchmark', ...args, '--csv', ...test.args],
     120_000,
-  );
+  ).catch((e: unknown) => {
+    // What the server said (or whether it is gone) is what explains a dropped connection.
+    const state = t.proc.running ? 'still running' : 'exited';
+    throw new Error(
+      `${String(e)}\n${t.name} (${state}) output, last 4,000 characters:\n${t.proc.output().slice(-4_000)}`,
+    );
+  });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const after = { s: cpuTicks(t.pid), r: redisPids.reduce((a, p) => a + cpuTicks(p), 0) };
   const pct = (ticks: number) => (100 * ticks) / CLK_TCK / seconds;
@@ -216,8 +223,8 @@ export async function respCase(ctx: BenchContext): Promise<CaseResult> {
     const nc = await startNutcracker(redis, dir);
     stops.push(() => nc.proc.stop(2_000));
     const targets: Target[] = [
-      { name: 'dcache', port: respPort, pid: proxy.pid },
-      { name: 'nutcracker', port: nc.port, pid: nc.proc.pid! },
+      { name: 'dcache', port: respPort, pid: proxy.pid, proc: proxy.proc },
+      { name: 'nutcracker', port: nc.port, pid: nc.proc.pid!, proc: nc.proc },
     ];
 
     // MGET's keys are stored through dcache and read back through nutcracker: both place them alike.
