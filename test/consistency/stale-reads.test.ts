@@ -7,6 +7,7 @@ import {
   freePort,
   type ProxyCluster,
   type RedisCluster,
+  type RedisServer,
   startProxyCluster,
   startRedisCluster,
 } from '@dcache/test-utils';
@@ -23,6 +24,24 @@ import {
 import { check, explain, type Op, Workload } from './register.js';
 
 const ADMIN = { authorization: 'Bearer admin' };
+
+/** The fault of a scenario: X SIGKILLed, out everywhere, restarted empty, back everywhere. */
+async function killAndRestartEmpty(node: RedisServer, urls: readonly string[], x: string) {
+  await node.kill();
+  await waitRouting(urls, x, 'out');
+  await pause(500);
+  await node.restart();
+  await waitRouting(urls, x, 'up');
+}
+
+/** The fault of a scenario: X SIGSTOPped until out everywhere, then continued with its old data. */
+async function stopUntilOut(node: RedisServer, urls: readonly string[], x: string) {
+  node.stop();
+  await waitRouting(urls, x, 'out');
+  await pause(1_000);
+  node.cont();
+  await waitRouting(urls, x, 'up');
+}
 
 /** Run `fault` under load; print and return the checker's table. */
 async function scenario(
@@ -153,29 +172,16 @@ describe.each([2, 3])(
 
     it('X SIGKILLed and restarted empty: 0 stale reads', async () => {
       const node = redis.nodes[1]!;
-      const r = await scenario(`sigkill + restart empty (${n} proxies)`, urls, keys, async () => {
-        await node.kill();
-        await waitRouting(urls, x, 'out');
-        await pause(500);
-        await node.restart();
-        await waitRouting(urls, x, 'up');
-      });
+      const r = await scenario(`sigkill + restart empty (${n} proxies)`, urls, keys, () =>
+        killAndRestartEmpty(node, urls, x),
+      );
       expect(r.stale).toBe(0);
     });
 
     it('X SIGSTOPped until ejected everywhere, continued with its old data: 0 stale reads', async () => {
       const node = redis.nodes[1]!;
-      const r = await scenario(
-        `long sigstop, old data back (${n} proxies)`,
-        urls,
-        keys,
-        async () => {
-          node.stop();
-          await waitRouting(urls, x, 'out');
-          await pause(1_000);
-          node.cont();
-          await waitRouting(urls, x, 'up');
-        },
+      const r = await scenario(`long sigstop, old data back (${n} proxies)`, urls, keys, () =>
+        stopUntilOut(node, urls, x),
       );
       expect(r.stale).toBe(0);
     });
@@ -345,13 +351,7 @@ describe('RESP and HTTP clients on the same keys: 2 peered proxies, asymmetric h
       'resp+http: sigkill + restart empty (2 proxies)',
       urls,
       keys,
-      async () => {
-        await node.kill();
-        await waitRouting(urls, x, 'out');
-        await pause(500);
-        await node.restart();
-        await waitRouting(urls, x, 'up');
-      },
+      () => killAndRestartEmpty(node, urls, x),
       { respPorts },
     );
     // The RESP half really ran: reads and writes over RESP were recorded and acknowledged.
@@ -366,13 +366,7 @@ describe('RESP and HTTP clients on the same keys: 2 peered proxies, asymmetric h
       'resp+http: long sigstop, old data back (2 proxies)',
       urls,
       keys,
-      async () => {
-        node.stop();
-        await waitRouting(urls, x, 'out');
-        await pause(1_000);
-        node.cont();
-        await waitRouting(urls, x, 'up');
-      },
+      () => stopUntilOut(node, urls, x),
       { respPorts },
     );
     expect(r.stale).toBe(0);
