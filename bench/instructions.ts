@@ -30,6 +30,9 @@ const SLOW = {
   DC_HEALTH_TIMEOUT: '60s',
   DC_HEALTH_INTERVAL: '60s',
   DC_HEALTH_FAILURE_THRESHOLD: '1000',
+  // A 30 s stall (JIT of a new path under callgrind on a loaded host) closed sockets mid-PUT.
+  DC_SERVER_READ_TIMEOUT: '600s',
+  DC_SERVER_WRITE_TIMEOUT: '600s',
 };
 
 /** Send exactly `amount` requests over CONNECTIONS connections; throws on any non-2xx. */
