@@ -94,7 +94,9 @@ export function createRuntime(config: Config, log: Logger, opts: RuntimeOptions 
     allow: new NodeAllowList(config.cache.allowedAddresses, opts.lookup),
     database: config.cache.database,
     poolSize: config.cache.poolSize,
-    rawPoolSize: config.resp.port !== 0 ? config.cache.poolSize : 0,
+    // One binary-safe connection per node: a RESP client's commands reach a node in the order
+    // it sent them (pipelining makes one connection enough, as twemproxy's default).
+    rawPoolSize: config.resp.port !== 0 ? 1 : 0,
     maxPending: config.cache.maxPending,
     connectTimeout: config.cache.connectTimeout,
     reconnectMax: Math.min(config.health.retryInterval, 2_000),

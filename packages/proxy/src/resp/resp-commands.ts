@@ -3,9 +3,9 @@ import { safeEqual } from '../auth.js';
 import type { CacheService } from '../cache-service.js';
 import { DcacheError } from '../errors.js';
 import type { RedisOp } from '../metrics.js';
-import { FENCED, type Routing } from '../router.js';
+import type { Routing } from '../router.js';
 import type { Runtime } from '../runtime.js';
-import { scanKeys } from '../scan.js';
+import { decodeCursor, encodeCursor, scanKeys } from '../scan.js';
 import { isUnhealthyReply } from '../upstream/redis-errors.js';
 import type { Reply } from '../upstream/resp/resp-parser.js';
 import { arityOk, type CommandSpec, type CommandTable, keyIndexes } from './command-table.js';
@@ -114,7 +114,7 @@ export class RespCommands {
         return this.d.cache.get(this.key(args[1] as Buffer));
       case 'set': {
         const ttl = plainSetTtl(args);
-        if (ttl === undefined) return this.forward(name, args);
+        if (ttl === undefined) return this.forward(s, name, args);
         return this.d.cache.set(this.key(args[1] as Buffer), args[2] as Buffer, ttl).then(() => OK);
       }
       case 'ping':
@@ -163,7 +163,7 @@ export class RespCommands {
       case 'touch':
         return args.length < 2 ? arity(name) : this.count(name, args);
       default:
-        return this.forward(name, args);
+        return this.forward(s, name, args);
     }
   }
 
@@ -311,24 +311,20 @@ export class RespCommands {
         count = Math.min(count, 1_000);
       } else return syntax();
     }
-    const c = (args[1] as Buffer).toString('latin1');
     const snap = this.d.rt.router.snapshot;
+    const order = snap.ring.nodes.map((n) => n.id).sort();
+    const from = decodeScanCursor((args[1] as Buffer).toString('latin1'), order);
+    if (from instanceof Error) return from;
     let page: Awaited<ReturnType<typeof scanKeys>>;
     try {
-      page = await scanKeys(
-        this.d.rt.exec,
-        snap.ring.nodes.map((n) => n.id),
-        snap.excluded,
-        pattern,
-        count,
-        c === '0' ? undefined : c,
-      );
+      page = await scanKeys(this.d.rt.exec, order, snap.excluded, pattern, count, from);
     } catch (e) {
       if (e instanceof DcacheError && e.code === 'INVALID_CURSOR')
         return respError('ERR invalid cursor');
       throw e;
     }
-    return [bulk(page.cursor ?? '0'), page.keys.map(bulk)];
+    const next = page.cursor === null ? '0' : encodeScanCursor(decodeCursor(page.cursor), order);
+    return [bulk(next), page.keys.map(bulk)];
   }
 
   private async flush(s: RespSession, name: string, args: Buffer[]): Promise<Out> {
@@ -404,7 +400,7 @@ export class RespCommands {
     if (sub === 'getkeys') {
       const rest = args.slice(2);
       if (rest.length === 0) return arity('command|getkeys');
-      return this.keysOf(lower(rest[0]), rest).then((k) =>
+      return Promise.resolve(this.keysOf(lower(rest[0]), rest)).then((k) =>
         k instanceof Error ? k : k.map((i) => rest[i] as Buffer),
       );
     }
@@ -423,9 +419,11 @@ export class RespCommands {
     const res = await this.d.cache.batchGet(keys, this.getLimits);
     const at = new Map<string, number>();
     for (let i = 0; i < res.keys.length; i++) at.set(res.keys[i] as string, i);
+    const route = this.d.rt.router.route();
     return keys.map((k) => {
       const code = res.failed[k];
-      if (code !== undefined) return respError(`ERR ${code} for this key (its node failed)`);
+      if (code !== undefined)
+        return respError(`ERR node ${route.primary(k) ?? '(none)'} failed for this key (${code})`);
       return res.values[at.get(k) as number] ?? null;
     });
   }
@@ -491,35 +489,41 @@ export class RespCommands {
   }
 
   /** Positions of a command's keys: from the table, or asked of a node (movable keys). */
-  private async keysOf(name: string, args: Buffer[]): Promise<number[] | Error> {
+  private keysOf(name: string, args: Buffer[]): number[] | Error | Promise<number[] | Error> {
     const t = this.d.table();
     const spec = t?.get(name, args[1]);
     if (!spec) return unknown(args);
     if (!arityOk(spec, args.length)) return arity(name);
     if (!spec.flags.has('movablekeys')) return keyIndexes(spec, args.length);
-    const r = await this.anyNode('command', [
-      Buffer.from('COMMAND'),
-      Buffer.from('GETKEYS'),
-      ...args,
-    ]);
-    if (r instanceof Error) return r;
-    if (!Array.isArray(r)) return [];
-    // GETKEYS answers the keys themselves: map each back to its first unused position.
-    const used = new Set<number>();
-    const out: number[] = [];
-    for (const k of r) {
-      for (let i = 1; i < args.length; i++)
-        if (!used.has(i) && Buffer.isBuffer(k) && k.equals(args[i] as Buffer)) {
-          used.add(i);
-          out.push(i);
-          break;
+    return this.anyNode('command', [Buffer.from('COMMAND'), Buffer.from('GETKEYS'), ...args]).then(
+      (r) => {
+        if (r instanceof Error) return r;
+        if (!Array.isArray(r)) return [];
+        // GETKEYS answers the keys themselves: map each back to its first unused position.
+        const used = new Set<number>();
+        const out: number[] = [];
+        for (const k of r) {
+          for (let i = 1; i < args.length; i++)
+            if (!used.has(i) && Buffer.isBuffer(k) && k.equals(args[i] as Buffer)) {
+              used.add(i);
+              out.push(i);
+              break;
+            }
         }
-    }
-    return out;
+        return out;
+      },
+    );
   }
 
-  /** Forward a command to the node that owns its key(s); writes to every owner (replication). */
-  private async forward(name: string, args: Buffer[]): Promise<Out> {
+  /**
+   * Forward a command to the node that owns its key(s); writes to every owner (replication).
+   *
+   * Ordering: a client's commands reach each node in the order it sent them because every path
+   * sends synchronously from dispatch, over the node's one binary-safe connection. A command with
+   * movable keys needs a COMMAND GETKEYS round trip first: it holds the session's later commands
+   * until it has been sent.
+   */
+  private forward(s: RespSession, name: string, args: Buffer[]): Out | Promise<Out> {
     const t = this.d.table();
     if (!t) return respError('ERR the command table is not loaded yet (no node answered COMMAND)');
     const spec = t.get(name, args[1]);
@@ -528,7 +532,35 @@ export class RespCommands {
     const refusal = refusalOf(spec, args);
     if (refusal)
       return respError(`ERR unsupported command '${name.toUpperCase()}' on dcache: ${refusal}`);
-    const idx = await this.keysOf(name, args);
+    const idx = this.keysOf(name, args);
+    if (!(idx instanceof Promise)) return this.forwardTo(spec, name, args, idx);
+    let sent!: () => void;
+    s.hold(
+      new Promise<void>((r) => {
+        sent = r;
+      }),
+    );
+    return idx.then(
+      (k) => {
+        try {
+          return this.forwardTo(spec, name, args, k);
+        } finally {
+          sent();
+        }
+      },
+      (e: unknown) => {
+        sent();
+        throw e;
+      },
+    );
+  }
+
+  private forwardTo(
+    spec: CommandSpec,
+    name: string,
+    args: Buffer[],
+    idx: number[] | Error,
+  ): Out | Promise<Out> {
     if (idx instanceof Error) return idx;
     if (idx.length === 0)
       return respError(
@@ -545,16 +577,20 @@ export class RespCommands {
         );
     if (owners.length === 0) throw new DcacheError('NO_NODES');
     if (spec.flags.has('write')) return this.write(route, keys, owners, args);
-    let last: unknown;
-    for (const n of owners) {
-      try {
-        return await this.send(n, 'resp_read', args);
-      } catch (e) {
-        last = e;
-        if (n === FENCED) break;
+    const first = this.send(owners[0] as string, 'resp_read', args);
+    if (owners.length === 1) return first;
+    // Replicas in turn when a node fails (not on an error reply: that is the answer).
+    return first.catch(async (e: unknown) => {
+      let last = e;
+      for (let i = 1; i < owners.length; i++) {
+        try {
+          return await this.send(owners[i] as string, 'resp_read', args);
+        } catch (e2) {
+          last = e2;
+        }
       }
-    }
-    throw last;
+      throw last;
+    });
   }
 
   private write(route: Routing, keys: string[], owners: string[], args: Buffer[]): Promise<Out> {
@@ -627,4 +663,36 @@ function unknown(args: Buffer[]): Error {
   return respError(
     `ERR unknown command '${args[0]?.toString('utf8').slice(0, 64) ?? ''}', with args beginning with: ${rest}`,
   );
+}
+
+/** Bits of a numeric SCAN cursor: node index + 1 (12), keys of the page already sent (10). */
+const NODE_BITS = 12n;
+const SKIP_BITS = 10n;
+
+/**
+ * A RESP SCAN cursor as a decimal integer (redis-cli and others parse it as one): the node's
+ * index + 1 in id order, the keys of its page already sent and the node's own SCAN cursor, packed.
+ * A node index refers to the ring when the cursor was made: a membership change in between may
+ * repeat or skip keys, as a rehash can in Redis itself.
+ */
+export function encodeScanCursor(
+  p: { node: string; cursor: string; skip: number },
+  order: readonly string[],
+): string {
+  const i = BigInt(order.indexOf(p.node) + 1);
+  const skip = BigInt(Math.min(p.skip, 2 ** Number(SKIP_BITS) - 1));
+  return ((BigInt(p.cursor) << (NODE_BITS + SKIP_BITS)) | (skip << NODE_BITS) | i).toString();
+}
+
+/** The opaque listing cursor of a numeric SCAN cursor (undefined: from the start), or an error. */
+export function decodeScanCursor(c: string, order: readonly string[]): string | undefined | Error {
+  if (c === '0') return undefined;
+  if (!/^[0-9]{1,20}$/.test(c)) return respError('ERR invalid cursor');
+  const v = BigInt(c);
+  const i = Number(v & ((1n << NODE_BITS) - 1n)) - 1;
+  const skip = Number((v >> NODE_BITS) & ((1n << SKIP_BITS) - 1n));
+  const cursor = (v >> (NODE_BITS + SKIP_BITS)).toString();
+  const node = order[i];
+  if (node === undefined) return respError('ERR invalid cursor');
+  return encodeCursor({ node, cursor, skip });
 }

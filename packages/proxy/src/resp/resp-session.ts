@@ -48,6 +48,8 @@ export class RespSession {
   private waiting: Buffer[][] = [];
   private waitHead = 0;
   private pumping = false;
+  /** A started command that has not reached its node yet: later ones wait for it (ordering). */
+  private held: Promise<void> | undefined;
   private flushQueued = false;
   private readingPaused = false;
   private closing = false;
@@ -67,6 +69,15 @@ export class RespSession {
   get local(): boolean {
     const a = this.socket.remoteAddress ?? '';
     return a === '::1' || a.startsWith('127.') || a.startsWith('::ffff:127.');
+  }
+
+  /** Start no further command until `sent` settles (the current one is not sent yet). */
+  hold(sent: Promise<void>): void {
+    this.held = sent;
+    sent.then(() => {
+      if (this.held === sent) this.held = undefined;
+      this.pump();
+    });
   }
 
   /** Reply OK to the command being answered, then close (QUIT). */
@@ -120,7 +131,12 @@ export class RespSession {
    */
   private pump(): void {
     const max = this.host.maxInflight;
-    while (this.waitHead < this.waiting.length && this.inflight < max && !this.congested()) {
+    while (
+      this.waitHead < this.waiting.length &&
+      this.inflight < max &&
+      this.held === undefined &&
+      !this.congested()
+    ) {
       const args = this.waiting[this.waitHead++] as Buffer[];
       this.start(args);
       if (this.closing) break;
@@ -224,6 +240,9 @@ export function asError(e: unknown): Error {
   if (e instanceof Error) {
     if (e.name === 'ReplyError') return e;
     const code = (e as { code?: unknown }).code;
+    // A node's own error reply (WRONGTYPE…) that went through the executor: pass it on as is.
+    const own = code === 'NODE_ERROR' ? /^node \S+: ([A-Z]+ .*)$/s.exec(e.message) : null;
+    if (own) return respError(own[1] as string);
     if (typeof code === 'string' && /^[A-Z_]+$/.test(code)) {
       const kind = code === 'NO_NODES' ? 'CLUSTERDOWN' : 'ERR';
       return respError(`${kind} ${e.message} (${code})`);
