@@ -414,8 +414,51 @@ export class RespCommands {
     return this.send(n, op, args);
   }
 
-  private async mget(args: Buffer[]): Promise<Out> {
+  private mget(args: Buffer[]): Promise<Out> {
     const keys = args.slice(1).map((b) => this.key(b));
+    const router = this.d.rt.router;
+    // One owner, no warm-up window (so no tombstone) and at most one chunk: one MGET per node,
+    // without the batch machinery's rounds, dedupe and per-key outcome.
+    if (router.replicas === 1 && keys.length <= this.getLimits.chunkKeys && !router.previous())
+      return this.mgetDirect(args, keys);
+    return this.mgetBatch(keys);
+  }
+
+  private async mgetDirect(args: Buffer[], keys: string[]): Promise<Out> {
+    const route = this.d.rt.router.route();
+    const byNode = new Map<string, number[]>();
+    for (let i = 0; i < keys.length; i++) {
+      const n = route.primary(keys[i] as string);
+      if (n === undefined) throw new DcacheError('NO_NODES');
+      const list = byNode.get(n);
+      if (list) list.push(i);
+      else byNode.set(n, [i]);
+    }
+    const out = new Array<Out>(keys.length);
+    const name = args[0] as Buffer;
+    await Promise.all(
+      [...byNode].map(([n, idx]) =>
+        this.send(n, 'resp_read', [name, ...idx.map((i) => args[i + 1] as Buffer)]).then(
+          (r) => {
+            if (!Array.isArray(r)) {
+              for (const i of idx)
+                out[i] = r instanceof Error ? r : respError('ERR bad MGET reply');
+              return;
+            }
+            for (let j = 0; j < idx.length; j++) out[idx[j] as number] = r[j] as Out;
+          },
+          (e: unknown) => {
+            const code = (e as { code?: string }).code ?? 'NODE_UNAVAILABLE';
+            const err = respError(`ERR node ${n} failed for this key (${code})`);
+            for (const i of idx) out[i] = err;
+          },
+        ),
+      ),
+    );
+    return out;
+  }
+
+  private async mgetBatch(keys: string[]): Promise<Out> {
     const res = await this.d.cache.batchGet(keys, this.getLimits);
     const at = new Map<string, number>();
     for (let i = 0; i < res.keys.length; i++) at.set(res.keys[i] as string, i);
