@@ -10,6 +10,7 @@ import {
   type TestProcess,
   waitFor,
 } from '@dcache/test-utils';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DASHBOARD_DIR, dashboardExprs, substituteVariables } from './dashboards.js';
 import {
@@ -144,6 +145,8 @@ describe.skipIf(!PROMETHEUS)(
     let stopLoad = false;
     let load: Promise<void> = Promise.resolve();
     let peerSyncRuns = false;
+    let respPorts: [number, number];
+    let respLoad: Promise<void> = Promise.resolve();
     let convergeMs = -1;
 
     /** Waits until Prometheus holds `n` scrapes with up == 1 of every proxy in the last minute. */
@@ -165,7 +168,9 @@ describe.skipIf(!PROMETHEUS)(
       // Four nodes, the proxies start with three: the fourth is added through the admin API
       // once Prometheus scrapes, so the membership panels see a change travel between peers.
       redis = await startRedisCluster(4);
-      proxies = await proxyPair(redis.addresses.slice(0, 3).join(','));
+      // RESP on both, so the RESP row's panels have commands to show.
+      respPorts = [await freePort(), await freePort()];
+      proxies = await proxyPair(redis.addresses.slice(0, 3).join(','), {}, respPorts);
       await Promise.all(proxies.map((p) => p.start()));
 
       // The shipped scrape config relabels instance from the host name ("cache-server:8080"
@@ -248,11 +253,27 @@ describe.skipIf(!PROMETHEUS)(
         },
         outcomes,
       );
+      // A light RESP load beside it: a few SET/GET/MGET per second on each proxy's RESP port.
+      respLoad = Promise.all(
+        respPorts.map(async (port, i) => {
+          const c = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+          c.on('error', () => {});
+          for (let n = 0; !stopLoad && n < 5_000; n++) {
+            const k = `${prefix}:resp:${i}:${n % 50}`;
+            await c.set(k, String(n)).catch(() => {});
+            await c.get(k).catch(() => {});
+            if (n % 5 === 0) await c.mget(k, `${k}:x`).catch(() => {});
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          c.disconnect();
+        }),
+      ).then(() => {});
     });
 
     afterAll(async () => {
       stopLoad = true;
       await load;
+      await respLoad;
       await prom?.stop(5_000);
       await Promise.all((proxies ?? []).map((p) => p.stop()));
       await cleanupAll();

@@ -67,11 +67,13 @@ export class ProxyProcess {
 export async function proxyPair(
   cacheAddresses: string,
   extraEnv: Record<string, string> = {},
+  respPorts?: readonly [number, number],
 ): Promise<[ProxyProcess, ProxyProcess]> {
   const ports = [await freePort(), await freePort()] as const;
   const token = `obs-${process.pid}-${Date.now()}`;
-  const make = (own: number, other: number, name: string) =>
+  const make = (own: number, other: number, name: string, resp?: number) =>
     new ProxyProcess(own, {
+      ...(resp === undefined ? {} : { DC_RESP_PORT: String(resp) }),
       DC_SERVER_HOST: '127.0.0.1',
       DC_SERVER_PORT: String(own),
       DC_CACHE_ADDRESSES: cacheAddresses,
@@ -83,8 +85,8 @@ export async function proxyPair(
       ...extraEnv,
     });
   const pair: [ProxyProcess, ProxyProcess] = [
-    make(ports[0], ports[1], 'obs-proxy-1'),
-    make(ports[1], ports[0], 'obs-proxy-2'),
+    make(ports[0], ports[1], 'obs-proxy-1', respPorts?.[0]),
+    make(ports[1], ports[0], 'obs-proxy-2', respPorts?.[1]),
   ];
   registerCleanup(async () => {
     await Promise.all(pair.map((p) => p.stop(5_000)));
